@@ -1,0 +1,1 @@
+//! The account view: CQRS query side.

@@ -1,0 +1,1 @@
+//! The accounts service: command side of the Account aggregate.

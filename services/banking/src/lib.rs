@@ -1,0 +1,1 @@
+//! The banking domain: Account and MoneyTransfer aggregates and their events.

@@ -1,0 +1,1 @@
+//! The event store: durable streams, a global log and consumer groups over HTTP.

@@ -1,0 +1,1 @@
+//! Conventions every fleet service shares: health, metrics, graceful shutdown, the healthcheck subcommand.

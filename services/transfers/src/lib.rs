@@ -1,0 +1,1 @@
+//! The transfers service: command side of the MoneyTransfer aggregate.

@@ -1,0 +1,1 @@
+//! deployer: plan and apply a fleet of services against a Docker Engine.
