@@ -1,1 +1,4 @@
 //! deployer: plan and apply a fleet of services against a Docker Engine.
+
+pub mod manifest;
+pub mod plan;
