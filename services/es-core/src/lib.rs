@@ -1,5 +1,13 @@
 //! Event-sourcing core: aggregates, event envelopes, weak-schema JSON and the event store client.
 
 pub mod aggregate;
+pub mod envelope;
+pub mod schema;
+pub mod testing;
 
-pub use aggregate::{Aggregate, DomainEvent};
+pub use aggregate::{replay, Aggregate, DomainEvent};
+pub use envelope::{
+    derived_event_id, EventEnvelope, ExpectedVersion, Metadata, NewEvent, StreamId, StreamIdError,
+};
+pub use schema::{DecodeError, EncodeError, EncodedEvent, Upcasters};
+pub use testing::AggregateTest;
