@@ -1,1 +1,16 @@
-//! Conventions every fleet service shares: health, metrics, graceful shutdown, the healthcheck subcommand.
+//! Conventions every fleet service shares: tracing, graceful shutdown, the `healthcheck`
+//! subcommand, Prometheus text metrics, one JSON error type and environment configuration.
+
+pub mod config;
+pub mod error;
+pub mod healthcheck;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::{env_or, env_port, ConfigError};
+pub use error::{ApiJson, ApiQuery, AppError};
+pub use healthcheck::run_healthcheck;
+pub use metrics::{Counter, Gauge, MetricsText};
+pub use shutdown::shutdown_signal;
+pub use telemetry::init_tracing;
