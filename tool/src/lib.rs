@@ -2,3 +2,5 @@
 
 pub mod manifest;
 pub mod plan;
+pub mod labels;
+pub mod spec;

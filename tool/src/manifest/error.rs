@@ -1,0 +1,70 @@
+//! `ManifestError`: every problem names the file, line, column and key path, and suggests a fix.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// One problem in a manifest, at a place in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    /// 1-based line; 0 when the problem is about the whole file.
+    pub line: usize,
+    /// 1-based column; 0 when the problem is about the whole file.
+    pub column: usize,
+    /// Key path such as `services.api.ports[0]`; empty for file-level problems.
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        f.write_str(": ")?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        write!(f, "{}", self.problem)?;
+        if !self.fix.is_empty() {
+            write!(f, "; {}", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a manifest could not be loaded. Displays as
+/// `FILE:LINE:COL: services.api.ports[0]: <problem>; <fix>`, one line per problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("no manifest file given; pass one with -f FILE")]
+    NoFiles,
+    #[error("{}: cannot read the manifest: {source}; check the path given with -f", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// One or more problems in the manifest files, in file order.
+    #[error("{}", join(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+impl ManifestError {
+    /// The problems, for callers that want to show them one by one.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ManifestError::Invalid(d) => d,
+            _ => &[],
+        }
+    }
+}
+
+fn join(d: &[Diagnostic]) -> String {
+    d.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}

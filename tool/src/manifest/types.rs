@@ -1,0 +1,780 @@
+//! Domain newtypes of the checked manifest. Each has a `parse` constructor that returns a
+//! `Problem` (what is wrong, how to fix it); the checker adds file, line, column and key path.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What is wrong with a value and how to fix it; the checker turns it into a `ManifestError`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub problem: String,
+    pub fix: String,
+}
+
+impl Problem {
+    pub fn new(problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Problem {
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses a name usable in container names and as a DNS label: lowercase letters,
+            /// digits and `-`, starting and ending with a letter or digit.
+            pub fn parse(s: &str) -> Result<Self, Problem> {
+                check_dns_label(s, $what, $max).map(|()| $name(s.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+name_type!(
+    /// The project name: the prefix of every container, network and volume name.
+    ProjectName,
+    "project name",
+    40
+);
+name_type!(
+    /// A service name: also its DNS name on the project's networks.
+    ServiceName,
+    "service name",
+    40
+);
+name_type!(
+    /// A network name as written in the manifest (the engine name is `<project>-<name>`).
+    NetworkName,
+    "network name",
+    40
+);
+name_type!(
+    /// A named volume as written in the manifest (the engine name is `<project>-<name>`).
+    VolumeName,
+    "volume name",
+    40
+);
+
+fn check_dns_label(s: &str, what: &str, max: usize) -> Result<(), Problem> {
+    let fix = "use lowercase letters, digits and `-`, starting and ending with a letter or digit";
+    if s.is_empty() {
+        return Err(Problem::new(format!("the {what} is empty"), fix));
+    }
+    if s.len() > max {
+        return Err(Problem::new(
+            format!("the {what} `{s}` is longer than {max} characters"),
+            format!("shorten it to {max} characters or fewer"),
+        ));
+    }
+    let ok_chars = s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok_ends = !s.starts_with('-') && !s.ends_with('-');
+    if !ok_chars || !ok_ends {
+        return Err(Problem::new(format!("`{s}` is not a valid {what}"), fix));
+    }
+    Ok(())
+}
+
+/// An image reference `[registry[:port]/]repository[:tag][@digest]`, checked against Docker's
+/// reference grammar. `Display` gives the reference exactly as written in the manifest, which is
+/// also the key of `plan::Observed::image_digests`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ImageRef {
+    original: String,
+    /// Registry host (and port) if the reference names one, e.g. `127.0.0.1:5000`.
+    pub registry: Option<String>,
+    /// Repository path, e.g. `library/redis`, `team/api` or `api`.
+    pub repository: String,
+    pub tag: Option<String>,
+    /// Pinned digest such as `sha256:…`, if the reference has `@digest`.
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    pub fn parse(s: &str) -> Result<Self, Problem> {
+        let fix = "write an image reference like `api:1.2`, `registry.example.com:5000/team/api:1.2` or `api@sha256:<64 hex digits>`";
+        let bad = |why: &str| Err(Problem::new(format!("`{s}` is not a valid image reference: {why}"), fix));
+        if s.is_empty() {
+            return Err(Problem::new("the image reference is empty", fix));
+        }
+        if s.len() > 255 + 128 + 72 {
+            return bad("it is too long");
+        }
+        let (rest, digest) = match s.split_once('@') {
+            Some((rest, digest)) => {
+                if !is_valid_digest(digest) {
+                    return bad("the digest must look like `sha256:` followed by 64 lowercase hex digits");
+                }
+                (rest, Some(digest.to_owned()))
+            }
+            None => (s, None),
+        };
+        // The tag is after the last ':' that comes after the last '/'.
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => {
+                let at = last_slash + i;
+                (&rest[..at], Some(rest[at + 1..].to_owned()))
+            }
+            None => (rest, None),
+        };
+        if let Some(tag) = &tag {
+            let valid = !tag.is_empty()
+                && tag.len() <= 128
+                && tag
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && tag
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+            if !valid {
+                return bad("the tag may hold only letters, digits, `_`, `.` and `-` (at most 128)");
+            }
+        }
+        let mut parts: Vec<&str> = name.split('/').collect();
+        let registry = if parts.len() > 1
+            && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost")
+        {
+            let host = parts.remove(0);
+            if !is_valid_registry(host) {
+                return bad("the registry host is invalid");
+            }
+            Some(host.to_owned())
+        } else {
+            None
+        };
+        if parts.is_empty() || parts.iter().any(|p| !is_valid_path_component(p)) {
+            if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                return bad("the repository name must be lowercase");
+            }
+            return bad("each path component must be lowercase letters and digits, separated by `.`, `_`, `__` or `-`");
+        }
+        Ok(ImageRef {
+            original: s.to_owned(),
+            registry,
+            repository: parts.join("/"),
+            tag,
+            digest,
+        })
+    }
+
+    /// The reference as written in the manifest.
+    pub fn as_str(&self) -> &str {
+        &self.original
+    }
+
+    /// The tag, `latest` when none is written.
+    pub fn tag_or_latest(&self) -> &str {
+        self.tag.as_deref().unwrap_or("latest")
+    }
+}
+
+fn is_valid_digest(d: &str) -> bool {
+    match d.split_once(':') {
+        Some(("sha256", hex)) => {
+            hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
+        Some(("sha512", hex)) => {
+            hex.len() == 128 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
+        _ => false,
+    }
+}
+
+fn is_valid_registry(host: &str) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    if let Some(port) = port {
+        if port.parse::<u16>().is_err() {
+            return false;
+        }
+    }
+    !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn is_valid_path_component(p: &str) -> bool {
+    // [a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*
+    let b = p.as_bytes();
+    if b.is_empty() {
+        return false;
+    }
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &p[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.original)
+    }
+}
+
+impl Serialize for ImageRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.original)
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ImageRef::parse(&s).map_err(|p| serde::de::Error::custom(p.problem))
+    }
+}
+
+/// Transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// A published port: `[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/udp]`. Without a host port the
+/// engine picks a free one (no conflict between old and new container during a roll).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub host_ip: Option<IpAddr>,
+    pub host_port: Option<u16>,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+impl PortMapping {
+    pub fn parse(s: &str) -> Result<Self, Problem> {
+        let fix = "write ports like \"8080:80\", \"127.0.0.1:8080:80\", \"80\" or \"5353:53/udp\"";
+        let (body, protocol) = match s.rsplit_once('/') {
+            Some((body, "tcp")) => (body, Protocol::Tcp),
+            Some((body, "udp")) => (body, Protocol::Udp),
+            Some((_, other)) => {
+                return Err(Problem::new(
+                    format!("unknown protocol `{other}` in port `{s}`"),
+                    "use `/tcp` or `/udp`",
+                ))
+            }
+            None => (s, Protocol::Tcp),
+        };
+        let port = |p: &str| -> Result<u16, Problem> {
+            match p.parse::<u32>() {
+                Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+                Ok(_) => Err(Problem::new(
+                    format!("port {p} in `{s}` is out of range"),
+                    "ports are between 1 and 65535",
+                )),
+                Err(_) => Err(Problem::new(format!("`{s}` is not a valid port mapping"), fix)),
+            }
+        };
+        // An IPv6 host ip is written in brackets: [::1]:8080:80.
+        let (host_ip, rest) = if let Some(stripped) = body.strip_prefix('[') {
+            match stripped.split_once("]:") {
+                Some((ip, rest)) => (Some(ip), rest),
+                None => return Err(Problem::new(format!("`{s}` is not a valid port mapping"), fix)),
+            }
+        } else {
+            let parts: Vec<&str> = body.split(':').collect();
+            match parts.len() {
+                3 => (Some(parts[0]), &body[parts[0].len() + 1..]),
+                1 | 2 => (None, body),
+                _ => return Err(Problem::new(format!("`{s}` is not a valid port mapping"), fix)),
+            }
+        };
+        let host_ip = match host_ip {
+            Some(ip) => Some(IpAddr::from_str(ip).map_err(|_| {
+                Problem::new(
+                    format!("`{ip}` in `{s}` is not an IP address"),
+                    "write the host IP like 127.0.0.1 or [::1], or leave it out",
+                )
+            })?),
+            None => None,
+        };
+        let (host_port, container_port) = match rest.split_once(':') {
+            Some((h, c)) => (Some(port(h)?), port(c)?),
+            None => (None, port(rest)?),
+        };
+        Ok(PortMapping {
+            host_ip,
+            host_port,
+            container_port,
+            protocol,
+        })
+    }
+}
+
+impl fmt::Display for PortMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.host_ip {
+            Some(IpAddr::V6(ip)) => write!(f, "[{ip}]:")?,
+            Some(ip) => write!(f, "{ip}:")?,
+            None => {}
+        }
+        if let Some(h) = self.host_port {
+            write!(f, "{h}:")?;
+        }
+        write!(f, "{}", self.container_port)?;
+        if self.protocol == Protocol::Udp {
+            f.write_str("/udp")?;
+        }
+        Ok(())
+    }
+}
+
+/// A named volume mounted into a service's containers: `NAME:/path[:ro]`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VolumeMount {
+    pub volume: VolumeName,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// The HTTP health check the deployer itself runs: `GET http://<container>:<port><path>`
+/// must answer 200.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub path: String,
+    pub port: u16,
+    #[serde(with = "duration_ms")]
+    pub interval: Duration,
+    #[serde(with = "duration_ms")]
+    pub timeout: Duration,
+    #[serde(with = "duration_ms")]
+    pub start_period: Duration,
+    pub retries: u32,
+}
+
+impl HealthCheck {
+    /// How long a new container may take to become healthy before the roll is failed:
+    /// `start_period + retries × (interval + timeout)`.
+    pub fn deadline(&self) -> Duration {
+        self.start_period + (self.interval + self.timeout) * self.retries
+    }
+}
+
+/// Roll order of a service update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// Start the new container, wait for it to be healthy, then stop the old one (default).
+    #[default]
+    StartFirst,
+    /// Stop the old container first, then start the new one.
+    StopFirst,
+}
+
+/// What an apply does when a service fails to become healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureAction {
+    /// Put every service rolled by this apply back to its previous version (default).
+    #[default]
+    Rollback,
+    /// Stop the apply and leave the services rolled so far as they are.
+    Pause,
+}
+
+/// How a service is updated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UpdatePolicy {
+    pub order: UpdateOrder,
+    /// How many replicas roll at once (at least 1).
+    pub parallelism: u32,
+    pub failure_action: FailureAction,
+}
+
+impl Default for UpdatePolicy {
+    fn default() -> Self {
+        UpdatePolicy {
+            order: UpdateOrder::StartFirst,
+            parallelism: 1,
+            failure_action: FailureAction::Rollback,
+        }
+    }
+}
+
+/// Resource limits. `nano_cpus` is Docker's unit: 1 CPU = 1_000_000_000.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Resources {
+    pub memory_bytes: Option<u64>,
+    pub nano_cpus: Option<u64>,
+}
+
+/// Docker restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case", tag = "policy")]
+pub enum RestartPolicy {
+    No,
+    Always,
+    /// The default: restarted by the engine unless the deployer stopped it.
+    #[default]
+    UnlessStopped,
+    OnFailure {
+        max_retries: Option<u32>,
+    },
+}
+
+impl RestartPolicy {
+    pub fn parse(s: &str) -> Result<Self, Problem> {
+        let fix = "use one of `no`, `always`, `unless-stopped`, `on-failure` or `on-failure:N`";
+        match s {
+            "no" => Ok(RestartPolicy::No),
+            "always" => Ok(RestartPolicy::Always),
+            "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
+            "on-failure" => Ok(RestartPolicy::OnFailure { max_retries: None }),
+            _ => match s.strip_prefix("on-failure:").map(str::parse::<u32>) {
+                Some(Ok(n)) => Ok(RestartPolicy::OnFailure {
+                    max_retries: Some(n),
+                }),
+                _ => Err(Problem::new(format!("`{s}` is not a restart policy"), fix)),
+            },
+        }
+    }
+
+    /// The engine's name for the policy (`no`, `always`, `unless-stopped`, `on-failure`).
+    pub fn engine_name(&self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+            RestartPolicy::OnFailure { .. } => "on-failure",
+        }
+    }
+}
+
+/// A secret value. `Debug` and `Display` print `(sensitive)`; so does serialization, which means
+/// a saved plan or JSON output never holds the value: after loading a saved plan, call
+/// `plan::Plan::restore_secrets` with the manifest to get the values back.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    value: Option<String>,
+}
+
+/// What `Secret` displays and serializes as.
+pub const SENSITIVE: &str = "(sensitive)";
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret { value: Some(value) }
+    }
+
+    /// The value; `None` when the secret came from a saved plan and was not restored.
+    pub fn expose(&self) -> Option<&str> {
+        self.value.as_deref()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(SENSITIVE)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(SENSITIVE)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(SENSITIVE)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let _ = String::deserialize(d)?;
+        Ok(Secret { value: None })
+    }
+}
+
+/// Parses `200ms`, `2s`, `1m`, `1h`, `1m30s`, `1.5s`.
+pub fn parse_duration(s: &str) -> Result<Duration, Problem> {
+    let bad = || {
+        Problem::new(
+            format!("`{s}` is not a duration"),
+            "write durations like 200ms, 2s or 1m",
+        )
+    };
+    let s_trim = s.trim();
+    if s_trim.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s_trim;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit_ms = match &rest[..unit_len] {
+            "ms" => 1.0,
+            "s" => 1_000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        let ms = number * unit_ms;
+        if !ms.is_finite() || ms > 1e12 {
+            return Err(bad());
+        }
+        total += Duration::from_micros((ms * 1000.0).round() as u64);
+    }
+    Ok(total)
+}
+
+/// Parses a memory size: `512m`, `1g`, `1.5g`, `65536k`, `1048576` (bytes), `512mb`, `1GiB`.
+pub fn parse_memory(s: &str) -> Result<u64, Problem> {
+    let bad = || {
+        Problem::new(
+            format!("`{s}` is not a memory size"),
+            "write memory like 512m or 1g (units b, k, m, g)",
+        )
+    };
+    let lower = s.trim().to_ascii_lowercase();
+    let num_len = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    if num_len == 0 {
+        return Err(bad());
+    }
+    let number: f64 = lower[..num_len].parse().map_err(|_| bad())?;
+    let mult: u64 = match &lower[num_len..] {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let bytes = number * mult as f64;
+    if !bytes.is_finite() || bytes > 1e15 {
+        return Err(bad());
+    }
+    let bytes = bytes.round() as u64;
+    // Docker refuses memory limits below 6 MiB.
+    if bytes < 6 << 20 {
+        return Err(Problem::new(
+            format!("memory `{s}` is below the engine's minimum of 6m"),
+            "give at least 6m",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Parses a CPU count like `0.5` or `2` into nano-CPUs.
+pub fn parse_cpus(s: &str, available_max: f64) -> Result<u64, Problem> {
+    let n: f64 = s.trim().parse().map_err(|_| {
+        Problem::new(
+            format!("`{s}` is not a number of CPUs"),
+            "write cpus as a number like 0.5 or 2",
+        )
+    })?;
+    if !n.is_finite() || n < 0.01 || n > available_max {
+        return Err(Problem::new(
+            format!("cpus `{s}` is out of range"),
+            format!("give a number between 0.01 and {available_max}"),
+        ));
+    }
+    Ok((n * 1e9).round() as u64)
+}
+
+/// Serde helper: a `Duration` as whole milliseconds.
+pub mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_image(input: &str, expected: &str) {
+        let got = match ImageRef::parse(input) {
+            Ok(r) => format!(
+                "registry={:?} repo={} tag={:?} digest={:?}",
+                r.registry, r.repository, r.tag, r.digest
+            ),
+            Err(p) => format!("error: {}; {}", p.problem, p.fix),
+        };
+        assert_eq!(got, expected, "input: {input}");
+    }
+
+    #[test]
+    fn image_refs() {
+        check_image("api", "registry=None repo=api tag=None digest=None");
+        check_image("api:1.2", "registry=None repo=api tag=Some(\"1.2\") digest=None");
+        check_image(
+            "127.0.0.1:5000/team/api:v1",
+            "registry=Some(\"127.0.0.1:5000\") repo=team/api tag=Some(\"v1\") digest=None",
+        );
+        check_image(
+            "localhost/api",
+            "registry=Some(\"localhost\") repo=api tag=None digest=None",
+        );
+        check_image(
+            "library/redis_x__y-z.w:7",
+            "registry=None repo=library/redis_x__y-z.w tag=Some(\"7\") digest=None",
+        );
+        let digest = format!("sha256:{}", "a".repeat(64));
+        check_image(
+            &format!("api@{digest}"),
+            &format!("registry=None repo=api tag=None digest=Some(\"{digest}\")"),
+        );
+        check_image("Api:1", "error: `Api:1` is not a valid image reference: the repository name must be lowercase; write an image reference like `api:1.2`, `registry.example.com:5000/team/api:1.2` or `api@sha256:<64 hex digits>`");
+        check_image("api:", "error: `api:` is not a valid image reference: the tag may hold only letters, digits, `_`, `.` and `-` (at most 128); write an image reference like `api:1.2`, `registry.example.com:5000/team/api:1.2` or `api@sha256:<64 hex digits>`");
+        check_image("api@sha256:12", "error: `api@sha256:12` is not a valid image reference: the digest must look like `sha256:` followed by 64 lowercase hex digits; write an image reference like `api:1.2`, `registry.example.com:5000/team/api:1.2` or `api@sha256:<64 hex digits>`");
+        check_image("a//b", "error: `a//b` is not a valid image reference: each path component must be lowercase letters and digits, separated by `.`, `_`, `__` or `-`; write an image reference like `api:1.2`, `registry.example.com:5000/team/api:1.2` or `api@sha256:<64 hex digits>`");
+    }
+
+    fn check_port(input: &str, expected: &str) {
+        let got = match PortMapping::parse(input) {
+            Ok(p) => format!("{p} {:?} {:?} {}", p.host_ip, p.host_port, p.container_port),
+            Err(p) => format!("error: {}; {}", p.problem, p.fix),
+        };
+        assert_eq!(got, expected, "input: {input}");
+    }
+
+    #[test]
+    fn ports() {
+        check_port("8080:80", "8080:80 None Some(8080) 80");
+        check_port("80", "80 None None 80");
+        check_port("127.0.0.1:8080:80", "127.0.0.1:8080:80 Some(127.0.0.1) Some(8080) 80");
+        check_port("[::1]:8080:80", "[::1]:8080:80 Some(::1) Some(8080) 80");
+        check_port("5353:53/udp", "5353:53/udp None Some(5353) 53");
+        check_port(
+            "70000:80",
+            "error: port 70000 in `70000:80` is out of range; ports are between 1 and 65535",
+        );
+        check_port("80/sctp", "error: unknown protocol `sctp` in port `80/sctp`; use `/tcp` or `/udp`");
+        check_port("x:80", "error: `x:80` is not a valid port mapping; write ports like \"8080:80\", \"127.0.0.1:8080:80\", \"80\" or \"5353:53/udp\"");
+    }
+
+    #[test]
+    fn durations() {
+        let check = |s: &str, ms: Option<u64>| {
+            assert_eq!(
+                parse_duration(s).ok().map(|d| d.as_millis() as u64),
+                ms,
+                "input: {s}"
+            )
+        };
+        check("200ms", Some(200));
+        check("2s", Some(2000));
+        check("1m", Some(60_000));
+        check("1m30s", Some(90_000));
+        check("1.5s", Some(1500));
+        check("1h", Some(3_600_000));
+        check("2", None);
+        check("s", None);
+        check("2 sec", None);
+        check("", None);
+    }
+
+    #[test]
+    fn memory_and_cpus() {
+        assert_eq!(parse_memory("512m").ok(), Some(512 << 20));
+        assert_eq!(parse_memory("1g").ok(), Some(1 << 30));
+        assert_eq!(parse_memory("1.5G").ok(), Some(3 << 29));
+        assert!(parse_memory("1k").is_err());
+        assert!(parse_memory("lots").is_err());
+        assert_eq!(parse_cpus("0.5", 64.0).ok(), Some(500_000_000));
+        assert!(parse_cpus("0", 64.0).is_err());
+        assert!(parse_cpus("half", 64.0).is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert!(ServiceName::parse("event-store").is_ok());
+        assert!(ServiceName::parse("Api").is_err());
+        assert!(ServiceName::parse("-api").is_err());
+        assert!(ServiceName::parse("api_v2").is_err());
+        assert!(ProjectName::parse(&"a".repeat(41)).is_err());
+    }
+
+    #[test]
+    fn secret_never_shows_its_value() {
+        let s = Secret::new("hunter2".into());
+        assert_eq!(format!("{s} {s:?}"), "(sensitive) (sensitive)");
+        assert_eq!(serde_json::to_string(&s).ok().as_deref(), Some("\"(sensitive)\""));
+        assert_eq!(s.expose(), Some("hunter2"));
+    }
+}
