@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::schema::{DecodeError, EncodeError};
 use crate::{Aggregate, DomainEvent};
 
-/// The id of one stream, such as `Account-6f1c...`: 1 to 200 ASCII letters, digits, `-`, `_`,
-/// `.`, `:` or `@`, so it can be put in a URL path as it is.
+/// The id of one stream, such as `Account-6f1c...`: 1 to 256 ASCII letters, digits, `-`, `_`,
+/// `.`, `:`, `@`, `$` or `+` (the event store's alphabet), so it goes in a URL path as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct StreamId(String);
@@ -76,7 +76,9 @@ pub enum StreamIdError {
     Empty,
     #[error("stream id is {len} characters long; the limit is {max}")]
     TooLong { len: usize, max: usize },
-    #[error("stream id {id:?} contains {found:?}; use only ASCII letters, digits and - _ . : @")]
+    #[error(
+        "stream id {id:?} contains {found:?}; use only ASCII letters, digits and - _ . : @ $ +"
+    )]
     BadCharacter { id: String, found: char },
 }
 
@@ -89,7 +91,7 @@ pub fn derived_event_id(trigger: Uuid, purpose: &str) -> Uuid {
 }
 
 impl StreamId {
-    pub const MAX_LEN: usize = 200;
+    pub const MAX_LEN: usize = 256;
 
     /// Checks `raw` against the stream-id rules.
     pub fn parse(raw: impl Into<String>) -> Result<Self, StreamIdError> {
@@ -103,10 +105,9 @@ impl StreamId {
                 max: Self::MAX_LEN,
             });
         }
-        if let Some(found) = raw
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@')))
-        {
+        if let Some(found) = raw.chars().find(|c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@' | '$' | '+'))
+        }) {
             return Err(StreamIdError::BadCharacter { id: raw, found });
         }
         Ok(Self(raw))
@@ -273,6 +274,7 @@ mod tests {
         };
         check("Account-6f1c2b9e-0000-4000-8000-000000000001", true);
         check("a.b:c@d_e", true);
+        check("$all+x", true);
         check("", false);
         check("has space", false);
         check("slash/inside", false);
@@ -287,7 +289,7 @@ mod tests {
         let error = StreamId::parse("a b").expect_err("space is refused");
         assert_eq!(
             error.to_string(),
-            "stream id \"a b\" contains ' '; use only ASCII letters, digits and - _ . : @"
+            "stream id \"a b\" contains ' '; use only ASCII letters, digits and - _ . : @ $ +"
         );
     }
 

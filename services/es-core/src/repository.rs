@@ -1,0 +1,423 @@
+//! Loading and changing aggregates through the event store: load = latest snapshot plus the
+//! events after it; execute = load, decide, append with the loaded version, and on a version
+//! conflict catch up and decide again (bounded).
+
+use std::collections::HashSet;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::client::{ClientError, EventStoreClient, RetryPolicy, Snapshot, StreamQuery};
+use crate::envelope::{derived_event_id, EventEnvelope, ExpectedVersion, Metadata, NewEvent};
+use crate::{Aggregate, DomainEvent, StreamId};
+
+/// An aggregate whose state can be saved as a snapshot (serde of the state).
+pub trait Snapshotting: Aggregate + Serialize + DeserializeOwned {
+    /// Bump this when the state's shape or meaning changes: snapshots written with another
+    /// version are ignored and the stream is replayed from its first event instead.
+    const SNAPSHOT_VERSION: u32 = 1;
+}
+
+/// Loads and changes aggregates of type `A`.
+#[derive(Debug, Clone)]
+pub struct Repository<A: Aggregate> {
+    client: EventStoreClient,
+    snapshots: Option<SnapshotPolicy<A>>,
+    conflict_retry: RetryPolicy,
+    page_size: usize,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+/// An aggregate as loaded: its state and the stream version the state includes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<A> {
+    pub state: A,
+    /// The stream version included in `state` (0 = the stream does not exist).
+    pub version: u64,
+    /// The version of the snapshot the load started from (0 = none).
+    pub snapshot_version: u64,
+}
+
+/// The outcome of a command that was executed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executed<A: Aggregate> {
+    /// The stream version after the command: what a command response reports to its caller.
+    pub version: u64,
+    /// The events the command produced (empty when it decided nothing needs to happen).
+    pub events: Vec<A::Event>,
+    /// The state after the events.
+    pub state: A,
+    /// False when the store already had these events (a redelivered trigger), so nothing new
+    /// was stored.
+    pub appended: bool,
+}
+
+/// Why a command was not executed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError<E: std::error::Error + 'static> {
+    /// The aggregate refused the command: a business rule, not a failure.
+    #[error("command refused: {0}")]
+    Refused(#[source] E),
+    #[error("stream {stream} kept changing under the command; gave up after {attempts} attempts, try again later")]
+    Contended { stream: StreamId, attempts: u32 },
+    #[error(transparent)]
+    Store(#[from] ClientError),
+}
+
+/// Where the events of a command come from, for metadata and event ids.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommandContext {
+    /// Copied onto every event the command produces.
+    pub metadata: Metadata,
+    /// When set, event ids derive from this trigger and purpose (idempotent handlers).
+    pub derive_ids_from: Option<(Uuid, String)>,
+}
+
+impl<A: Aggregate> Repository<A> {
+    /// A repository that loads by replaying every event of a stream.
+    pub fn new(client: EventStoreClient) -> Self {
+        Self {
+            client,
+            snapshots: None,
+            conflict_retry: RetryPolicy {
+                max_attempts: 10,
+                initial_backoff: Duration::from_millis(5),
+                max_backoff: Duration::from_millis(200),
+            },
+            page_size: 1000,
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// Loads from the latest snapshot, and saves a new one once `every` events were appended
+    /// since the last (checked after each command). `every` of 0 is taken as 1.
+    pub fn with_snapshots(mut self, every: u64) -> Self
+    where
+        A: Snapshotting,
+    {
+        self.snapshots = Some(SnapshotPolicy {
+            every: every.max(1),
+            encode: encode_snapshot::<A>,
+            decode: decode_snapshot::<A>,
+        });
+        self
+    }
+
+    /// How often a command is decided again after a version conflict, and the wait between.
+    pub fn with_conflict_retry(mut self, retry: RetryPolicy) -> Self {
+        self.conflict_retry = retry;
+        self
+    }
+
+    /// How many events one read asks for.
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    pub fn client(&self) -> &EventStoreClient {
+        &self.client
+    }
+
+    /// The current state of a stream: its latest usable snapshot plus the events after it.
+    pub async fn load(&self, stream: &StreamId) -> Result<Loaded<A>, ClientError> {
+        let mut loaded = Loaded {
+            state: A::default(),
+            version: 0,
+            snapshot_version: 0,
+        };
+        if let Some(policy) = &self.snapshots {
+            if let Some(snapshot) = self.client.snapshot(stream).await? {
+                match (policy.decode)(snapshot.state) {
+                    Ok(state) => {
+                        loaded = Loaded {
+                            state,
+                            version: snapshot.version,
+                            snapshot_version: snapshot.version,
+                        }
+                    }
+                    Err(reason) => tracing::warn!(
+                        %stream,
+                        snapshot_version = snapshot.version,
+                        %reason,
+                        "ignoring an unusable snapshot; replaying the stream instead"
+                    ),
+                }
+            }
+        }
+        self.catch_up(stream, &mut loaded, |_, _| {}).await?;
+        Ok(loaded)
+    }
+
+    /// Runs `command` on the current state of `stream` and appends what it decides.
+    pub async fn execute(
+        &self,
+        stream: &StreamId,
+        command: A::Command,
+    ) -> Result<Executed<A>, ExecuteError<A::Error>>
+    where
+        A::Command: Clone,
+    {
+        self.execute_with(stream, command, &CommandContext::default())
+            .await
+    }
+
+    /// Like [`Self::execute`], with metadata and (for handlers) deterministic event ids.
+    ///
+    /// On a version conflict the state catches up with the events appended meanwhile and the
+    /// command is decided again, up to the conflict retry policy. If the events caught up with
+    /// include this command's own event ids (an earlier try whose answer was lost, or a
+    /// redelivered trigger), the command counts as done.
+    pub async fn execute_with(
+        &self,
+        stream: &StreamId,
+        command: A::Command,
+        context: &CommandContext,
+    ) -> Result<Executed<A>, ExecuteError<A::Error>>
+    where
+        A::Command: Clone,
+    {
+        let mut loaded = self.load(stream).await?;
+        let attempts = self.conflict_retry.max_attempts.max(1);
+        let mut pending_ids: HashSet<Uuid> = HashSet::new();
+        for attempt in 1..=attempts {
+            let events = loaded
+                .state
+                .handle(command.clone())
+                .map_err(ExecuteError::Refused)?;
+            if events.is_empty() {
+                return Ok(Executed {
+                    version: loaded.version,
+                    events,
+                    state: loaded.state,
+                    appended: false,
+                });
+            }
+            let new_events = self.encode(stream, &events, context)?;
+            pending_ids.extend(new_events.iter().map(|event| event.event_id));
+            let expected = ExpectedVersion::Exact(loaded.version);
+            match self.client.append(stream, expected, &new_events).await {
+                Ok(result) => {
+                    // A version that did not move means the store already had these event ids.
+                    let appended = result.version > loaded.version;
+                    let state = if appended {
+                        events.iter().fold(loaded.state, A::apply)
+                    } else {
+                        loaded.state
+                    };
+                    let executed = Executed {
+                        version: result.version,
+                        events,
+                        state,
+                        appended,
+                    };
+                    if appended {
+                        self.maybe_snapshot(stream, &executed, loaded.snapshot_version)
+                            .await;
+                    }
+                    return Ok(executed);
+                }
+                Err(ClientError::WrongExpectedVersion { current, .. }) => {
+                    tracing::debug!(%stream, attempt, loaded = loaded.version, current, "version conflict, deciding again");
+                    let mut ours = Vec::new();
+                    self.catch_up(stream, &mut loaded, |envelope, event| {
+                        if pending_ids.contains(&envelope.event_id) {
+                            ours.push(event.clone());
+                        }
+                    })
+                    .await?;
+                    if !ours.is_empty() {
+                        // An earlier try of this command is stored (its answer was lost).
+                        return Ok(Executed {
+                            version: loaded.version,
+                            events: ours,
+                            state: loaded.state,
+                            appended: false,
+                        });
+                    }
+                    if attempt < attempts {
+                        tokio::time::sleep(self.conflict_retry.backoff(attempt)).await;
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(ExecuteError::Contended {
+            stream: stream.clone(),
+            attempts,
+        })
+    }
+
+    /// Applies the events after `loaded.version`, page by page, showing each to `seen`
+    /// (its envelope without `data`, and the decoded event).
+    async fn catch_up(
+        &self,
+        stream: &StreamId,
+        loaded: &mut Loaded<A>,
+        mut seen: impl FnMut(&EventEnvelope, &A::Event),
+    ) -> Result<(), ClientError> {
+        loop {
+            let query = StreamQuery::from(loaded.version + 1, self.page_size);
+            let page = self.client.read_stream(stream, &query).await?;
+            let mut state = std::mem::take(&mut loaded.state);
+            let mut last = loaded.version;
+            for mut envelope in page.events {
+                if envelope.version <= last {
+                    continue;
+                }
+                // `data` is moved out rather than cloned: `seen` only looks at ids and versions.
+                let data = std::mem::take(&mut envelope.data);
+                let event = A::Event::decode(&envelope.event_type, envelope.schema_version, data)
+                    .map_err(|source| ClientError::Decode {
+                    stream: stream.clone(),
+                    version: envelope.version,
+                    source,
+                })?;
+                seen(&envelope, &event);
+                state = state.apply(&event);
+                last = envelope.version;
+            }
+            let progressed = last > loaded.version;
+            loaded.state = state;
+            loaded.version = last;
+            if !progressed || last >= page.version {
+                return Ok(());
+            }
+        }
+    }
+
+    fn encode(
+        &self,
+        stream: &StreamId,
+        events: &[A::Event],
+        context: &CommandContext,
+    ) -> Result<Vec<NewEvent>, ClientError> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| {
+                let event_id = match &context.derive_ids_from {
+                    Some((trigger, purpose)) if index == 0 => derived_event_id(*trigger, purpose),
+                    Some((trigger, purpose)) => {
+                        derived_event_id(*trigger, &format!("{purpose}#{index}"))
+                    }
+                    None => Uuid::new_v4(),
+                };
+                NewEvent::with_id(event_id, event, context.metadata.clone()).map_err(|source| {
+                    ClientError::Encode {
+                        stream: stream.clone(),
+                        source,
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Saves a snapshot when `every` events were appended since the last one. A failure is only
+    /// logged: the events are stored, and the next command tries again.
+    async fn maybe_snapshot(&self, stream: &StreamId, executed: &Executed<A>, since: u64) {
+        let Some(policy) = &self.snapshots else {
+            return;
+        };
+        if executed.version.saturating_sub(since) < policy.every {
+            return;
+        }
+        let state = match (policy.encode)(&executed.state) {
+            Ok(state) => state,
+            Err(source) => {
+                let error = ClientError::Snapshot {
+                    stream: stream.clone(),
+                    source,
+                };
+                tracing::warn!(%error, "not saving a snapshot");
+                return;
+            }
+        };
+        let snapshot = Snapshot {
+            version: executed.version,
+            state,
+        };
+        if let Err(error) = self.client.save_snapshot(stream, &snapshot).await {
+            tracing::warn!(%stream, %error, "could not save a snapshot; the next command tries again");
+        }
+    }
+}
+
+impl CommandContext {
+    /// A command that starts a new flow (fresh correlation id, random event ids).
+    pub fn new_flow() -> Self {
+        Self {
+            metadata: Metadata::new_flow(),
+            derive_ids_from: None,
+        }
+    }
+
+    /// A command issued while handling `trigger`: correlation carried through, causation =
+    /// the trigger's id, and event ids derived from the trigger's id and `purpose`, so running
+    /// the handler twice for one trigger stores its events once.
+    pub fn caused_by(trigger: &EventEnvelope, purpose: &str) -> Self {
+        Self {
+            metadata: Metadata::caused_by(trigger),
+            derive_ids_from: Some((trigger.event_id, purpose.to_owned())),
+        }
+    }
+}
+
+/// How snapshots are written and read; the functions carry the serde bound so the rest of the
+/// repository does not need it.
+#[derive(Debug)]
+struct SnapshotPolicy<A> {
+    every: u64,
+    encode: fn(&A) -> Result<Value, serde_json::Error>,
+    decode: fn(Value) -> Result<A, String>,
+}
+
+impl<A> Clone for SnapshotPolicy<A> {
+    fn clone(&self) -> Self {
+        Self {
+            every: self.every,
+            encode: self.encode,
+            decode: self.decode,
+        }
+    }
+}
+
+/// The stored form of a snapshot's state: the aggregate type and snapshot version guard
+/// against reading a state written by other code.
+#[derive(Serialize, Deserialize)]
+struct SnapshotState<T> {
+    aggregate_type: String,
+    snapshot_version: u32,
+    state: T,
+}
+
+fn encode_snapshot<A: Snapshotting>(state: &A) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(SnapshotState {
+        aggregate_type: A::TYPE.to_owned(),
+        snapshot_version: A::SNAPSHOT_VERSION,
+        state,
+    })
+}
+
+fn decode_snapshot<A: Snapshotting>(value: Value) -> Result<A, String> {
+    let stored: SnapshotState<Value> =
+        serde_json::from_value(value).map_err(|error| error.to_string())?;
+    if stored.aggregate_type != A::TYPE {
+        return Err(format!(
+            "it holds a {} state, not {}",
+            stored.aggregate_type,
+            A::TYPE
+        ));
+    }
+    if stored.snapshot_version != A::SNAPSHOT_VERSION {
+        return Err(format!(
+            "it has snapshot version {}, the code reads {}",
+            stored.snapshot_version,
+            A::SNAPSHOT_VERSION
+        ));
+    }
+    serde_json::from_value(stored.state).map_err(|error| error.to_string())
+}
