@@ -1,0 +1,1 @@
+//! The archiver: copies the global event log to object storage as immutable, compressed segments.
