@@ -1,0 +1,477 @@
+//! Checked request types: raw HTTP bodies are parsed into these, and storage only sees them.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Longest accepted stream id or group name, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+/// Longest accepted event type, in bytes.
+pub const MAX_EVENT_TYPE_LEN: usize = 256;
+
+/// Why a name (stream id, group name) or an event was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidInput {
+    #[error("the {what} {value:?} is invalid: use 1 to {MAX_NAME_LEN} characters from A-Z a-z 0-9 and - _ . : @ $ +")]
+    Name { what: &'static str, value: String },
+    #[error("events[{index}].event_id {value:?} is not a UUID; give every event a UUID such as a random v4")]
+    EventId { index: usize, value: String },
+    #[error(
+        "events[{index}].event_id {value} appears twice in the batch; every event needs its own id"
+    )]
+    DuplicateEventId { index: usize, value: Uuid },
+    #[error(
+        "events[{index}].event_type is invalid: use 1 to {MAX_EVENT_TYPE_LEN} printable characters"
+    )]
+    EventType { index: usize },
+    #[error("events[{index}].metadata must be a JSON object (or be left out)")]
+    Metadata { index: usize },
+    #[error("events[{index}].schema_version must be at least 1")]
+    SchemaVersion { index: usize },
+    #[error("the batch has no events; send at least one")]
+    EmptyBatch,
+    #[error(
+        "the batch has {len} events, more than the limit of {max}; split it into smaller appends"
+    )]
+    BatchTooLarge { len: usize, max: usize },
+}
+
+impl InvalidInput {
+    /// The machine-readable error code for the HTTP answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Name {
+                what: "stream id", ..
+            } => "invalid_stream_id",
+            Self::Name { .. } => "invalid_name",
+            Self::EventId { .. } => "invalid_event_id",
+            Self::DuplicateEventId { .. } => "duplicate_event_id",
+            Self::EventType { .. } => "invalid_event_type",
+            Self::Metadata { .. } => "invalid_metadata",
+            Self::SchemaVersion { .. } => "invalid_schema_version",
+            Self::EmptyBatch => "empty_batch",
+            Self::BatchTooLarge { .. } => "batch_too_large",
+        }
+    }
+}
+
+fn check_name(what: &'static str, value: &str) -> Result<(), InvalidInput> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_NAME_LEN
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:@$+".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidInput::Name {
+            what,
+            value: value.chars().take(MAX_NAME_LEN + 8).collect(),
+        })
+    }
+}
+
+/// A checked stream id: 1 to 256 characters from `A-Z a-z 0-9 - _ . : @ $ +`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct StreamId(String);
+
+impl StreamId {
+    pub fn parse(value: impl Into<String>) -> Result<Self, InvalidInput> {
+        let value = value.into();
+        check_name("stream id", &value)?;
+        Ok(Self(value))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A checked consumer group name, same alphabet as [`StreamId`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub fn parse(value: impl Into<String>) -> Result<Self, InvalidInput> {
+        let value = value.into();
+        check_name("group name", &value)?;
+        Ok(Self(value))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for GroupName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The optimistic-concurrency condition of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's version is.
+    Any,
+    /// The version of the stream's last event; 0 means the stream must not exist yet.
+    Exact(u64),
+}
+
+impl<'de> Deserialize<'de> for ExpectedVersion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ExpectedVisitor;
+        impl Visitor<'_> for ExpectedVisitor {
+            type Value = ExpectedVersion;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a non-negative integer (the stream's current version) or \"any\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                if v > i64::MAX as u64 {
+                    return Err(E::invalid_value(de::Unexpected::Unsigned(v), &self));
+                }
+                Ok(ExpectedVersion::Exact(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map(ExpectedVersion::Exact)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                if v == "any" {
+                    Ok(ExpectedVersion::Any)
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+        deserializer.deserialize_any(ExpectedVisitor)
+    }
+}
+
+/// The raw body of `POST /streams/{stream_id}/events`, as sent.
+#[derive(Debug, Deserialize)]
+pub struct AppendBody {
+    pub expected_version: ExpectedVersion,
+    pub events: Vec<EventBody>,
+}
+
+/// One event of an [`AppendBody`], as sent.
+#[derive(Debug, Deserialize)]
+pub struct EventBody {
+    pub event_id: String,
+    pub event_type: String,
+    #[serde(default)]
+    pub schema_version: Option<u32>,
+    pub data: Box<RawValue>,
+    #[serde(default)]
+    pub metadata: Option<Box<RawValue>>,
+}
+
+/// A checked event to append.
+#[derive(Debug)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: u32,
+    /// Raw JSON text, stored and served verbatim.
+    pub data: Box<RawValue>,
+    /// Raw JSON object text (`{}` when none was sent).
+    pub metadata: Box<RawValue>,
+}
+
+/// A checked, all-or-nothing append.
+#[derive(Debug)]
+pub struct AppendBatch {
+    pub stream_id: StreamId,
+    pub expected_version: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
+impl AppendBatch {
+    /// Checks a raw body; `max_batch` bounds the number of events.
+    pub fn parse(
+        stream_id: StreamId,
+        body: AppendBody,
+        max_batch: usize,
+    ) -> Result<Self, InvalidInput> {
+        if body.events.is_empty() {
+            return Err(InvalidInput::EmptyBatch);
+        }
+        if body.events.len() > max_batch {
+            return Err(InvalidInput::BatchTooLarge {
+                len: body.events.len(),
+                max: max_batch,
+            });
+        }
+        let mut events = Vec::with_capacity(body.events.len());
+        for (index, raw) in body.events.into_iter().enumerate() {
+            let event_id = Uuid::parse_str(&raw.event_id).map_err(|_| InvalidInput::EventId {
+                index,
+                value: raw.event_id.chars().take(64).collect(),
+            })?;
+            if events.iter().any(|e: &NewEvent| e.event_id == event_id) {
+                return Err(InvalidInput::DuplicateEventId {
+                    index,
+                    value: event_id,
+                });
+            }
+            let type_ok = !raw.event_type.is_empty()
+                && raw.event_type.len() <= MAX_EVENT_TYPE_LEN
+                && !raw.event_type.chars().any(char::is_control);
+            if !type_ok {
+                return Err(InvalidInput::EventType { index });
+            }
+            let schema_version = raw.schema_version.unwrap_or(1);
+            if schema_version == 0 {
+                return Err(InvalidInput::SchemaVersion { index });
+            }
+            let metadata = match raw.metadata {
+                None => empty_object(),
+                Some(m) if m.get().trim_start().starts_with('{') => m,
+                Some(_) => return Err(InvalidInput::Metadata { index }),
+            };
+            events.push(NewEvent {
+                event_id,
+                event_type: raw.event_type,
+                schema_version,
+                data: raw.data,
+                metadata,
+            });
+        }
+        Ok(Self {
+            stream_id,
+            expected_version: body.expected_version,
+            events,
+        })
+    }
+
+    /// Bytes of `data` and `metadata` in the batch.
+    pub fn payload_bytes(&self) -> usize {
+        self.events
+            .iter()
+            .map(|e| e.data.get().len() + e.metadata.get().len())
+            .sum()
+    }
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned()).unwrap_or_else(|_| unreachable!("{{}} is valid JSON"))
+}
+
+/// The result of a successful (or idempotently repeated) append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AppendOutcome {
+    /// The stream's version after the append (the version of the batch's last event).
+    pub version: u64,
+    /// The global position of the batch's last event.
+    pub position: u64,
+    /// True when every event of the batch was already stored and nothing new was written.
+    #[serde(skip)]
+    pub duplicate: bool,
+}
+
+/// A stored event, serialised as the wire envelope.
+#[derive(Debug, Serialize)]
+pub struct RecordedEvent {
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub version: u64,
+    pub position: u64,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub data: Box<RawValue>,
+    pub metadata: Box<RawValue>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
+}
+
+/// Which events of the global log a reader wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventFilter {
+    /// Only these event types (all when `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<Vec<String>>,
+    /// Only streams whose id starts with this (all when `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_prefix: Option<String>,
+}
+
+impl EventFilter {
+    pub fn is_empty(&self) -> bool {
+        self.event_types.is_none() && self.stream_prefix.is_none()
+    }
+
+    /// Parses the `event_types=A,B` and `stream_prefix=P` query parameters.
+    pub fn from_query(event_types: Option<&str>, stream_prefix: Option<&str>) -> Self {
+        let event_types = event_types
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|v| !v.is_empty());
+        let stream_prefix = stream_prefix.filter(|p| !p.is_empty()).map(str::to_owned);
+        Self {
+            event_types,
+            stream_prefix,
+        }
+    }
+
+    pub fn matches(&self, event_type: &str, stream_id: &str) -> bool {
+        self.event_types
+            .as_ref()
+            .is_none_or(|types| types.iter().any(|t| t == event_type))
+            && self
+                .stream_prefix
+                .as_ref()
+                .is_none_or(|p| stream_id.starts_with(p.as_str()))
+    }
+}
+
+/// A stored snapshot of a stream's state at a version.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u64,
+    pub state: Box<RawValue>,
+}
+
+/// A durable consumer group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subscription {
+    pub group: String,
+    /// The last acknowledged position; delivery starts after it.
+    pub checkpoint: u64,
+    #[serde(flatten)]
+    pub filter: EventFilter,
+}
+
+/// The body of `PUT /subscriptions/{group}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SubscriptionSpec {
+    #[serde(default)]
+    pub event_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub stream_prefix: Option<String>,
+    /// Sets the checkpoint: delivery starts after this position (0 = from the beginning).
+    /// Left out: a new group starts at 0 and an existing group keeps its checkpoint.
+    #[serde(default)]
+    pub start_position: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_stream_id(input: &str, ok: bool) {
+        assert_eq!(StreamId::parse(input).is_ok(), ok, "{input:?}");
+    }
+
+    #[test]
+    fn stream_ids() {
+        check_stream_id("Account-5f0c6a1e-2b8a-4d7e-9b1a-0f6d2f3c4b5a", true);
+        check_stream_id("transfer:42", true);
+        check_stream_id("$all", true);
+        check_stream_id("a", true);
+        check_stream_id(&"a".repeat(256), true);
+        check_stream_id(&"a".repeat(257), false);
+        check_stream_id("", false);
+        check_stream_id("has space", false);
+        check_stream_id("slash/inside", false);
+        check_stream_id("ümlaut", false);
+        check_stream_id("new\nline", false);
+    }
+
+    fn check_expected(input: &str, expected: Option<ExpectedVersion>) {
+        let got = serde_json::from_str::<ExpectedVersion>(input).ok();
+        assert_eq!(got, expected, "{input}");
+    }
+
+    #[test]
+    fn expected_versions() {
+        check_expected("0", Some(ExpectedVersion::Exact(0)));
+        check_expected("17", Some(ExpectedVersion::Exact(17)));
+        check_expected("\"any\"", Some(ExpectedVersion::Any));
+        check_expected("-1", None);
+        check_expected("\"3\"", None);
+        check_expected("1.5", None);
+        check_expected("null", None);
+        check_expected("true", None);
+    }
+
+    fn body(json: &str) -> AppendBody {
+        serde_json::from_str(json).expect("test body parses")
+    }
+
+    fn check_batch(json: &str, expected: Result<usize, &str>) {
+        let stream = StreamId::parse("s-1").expect("valid");
+        let got = AppendBatch::parse(stream, body(json), 3)
+            .map(|b| b.events.len())
+            .map_err(|e| e.code());
+        assert_eq!(got, expected, "{json}");
+    }
+
+    const ID1: &str = "0b7f7d5e-8c55-4f0e-9a43-1f7e9f0d1a01";
+    const ID2: &str = "0b7f7d5e-8c55-4f0e-9a43-1f7e9f0d1a02";
+
+    #[test]
+    fn batches() {
+        let ev = |id: &str, extra: &str| {
+            format!(r#"{{"event_id":"{id}","event_type":"T","data":{{"a":1}}{extra}}}"#)
+        };
+        let batch = |events: Vec<String>| {
+            format!(
+                r#"{{"expected_version":0,"events":[{}]}}"#,
+                events.join(",")
+            )
+        };
+        check_batch(&batch(vec![ev(ID1, "")]), Ok(1));
+        check_batch(&batch(vec![ev(ID1, ""), ev(ID2, "")]), Ok(2));
+        check_batch(&batch(vec![]), Err("empty_batch"));
+        check_batch(&batch(vec![ev("not-a-uuid", "")]), Err("invalid_event_id"));
+        check_batch(
+            &batch(vec![ev(ID1, ""), ev(ID1, "")]),
+            Err("duplicate_event_id"),
+        );
+        check_batch(
+            &batch(vec![ev(ID1, r#","metadata":[1]"#)]),
+            Err("invalid_metadata"),
+        );
+        check_batch(&batch(vec![ev(ID1, r#","metadata":null"#)]), Ok(1));
+        check_batch(
+            &batch(vec![ev(ID1, r#","schema_version":0"#)]),
+            Err("invalid_schema_version"),
+        );
+        let four = (1..=4)
+            .map(|i| ev(&format!("0b7f7d5e-8c55-4f0e-9a43-1f7e9f0d1a1{i}"), ""))
+            .collect();
+        check_batch(&batch(four), Err("batch_too_large"));
+        check_batch(
+            &batch(vec![
+                r#"{"event_id":"0b7f7d5e-8c55-4f0e-9a43-1f7e9f0d1a01","event_type":"","data":1}"#
+                    .to_owned(),
+            ]),
+            Err("invalid_event_type"),
+        );
+    }
+
+    #[test]
+    fn filters() {
+        let f = EventFilter::from_query(Some("A, B,"), Some("Account-"));
+        assert_eq!(f.event_types, Some(vec!["A".to_owned(), "B".to_owned()]));
+        assert!(f.matches("A", "Account-1"));
+        assert!(!f.matches("C", "Account-1"));
+        assert!(!f.matches("A", "Transfer-1"));
+        assert!(EventFilter::from_query(Some(""), Some("")).is_empty());
+    }
+}

@@ -1,0 +1,139 @@
+//! The storage port: what the HTTP layer needs from a backend. SQLite is the default backend
+//! ([`sqlite::SqliteStorage`]); a PostgreSQL backend can implement the same trait.
+//!
+//! Contract every backend keeps:
+//! - an append is all-or-nothing and is answered only once it is durable;
+//! - global positions are dense (1, 2, 3, ...) and become visible in order: `head()` publishes
+//!   a position only after every event up to it is committed, so a reader that reads
+//!   `position <= head` never skips an event.
+
+pub mod sqlite;
+
+use futures::future::BoxFuture;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::domain::{
+    AppendBatch, AppendOutcome, EventFilter, GroupName, RecordedEvent, Snapshot, StreamId,
+    Subscription, SubscriptionSpec,
+};
+
+/// A failed storage operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("the stream is at version {current}, not at the expected version")]
+    WrongExpectedVersion { current: u64 },
+    #[error("some events of the batch are already in the stream and some are not; retry the original batch unchanged or use new event ids")]
+    PartialDuplicate,
+    #[error("consumer group {0} does not exist; create it with PUT /subscriptions/{0}")]
+    UnknownGroup(String),
+    #[error("position {position} is beyond the head of the log ({head}); acknowledge only positions you received")]
+    PositionBeyondHead { position: u64, head: u64 },
+    #[error("the storage is shutting down; retry against the restarted service")]
+    Closed,
+    #[error("storage failure while {doing}: {source}")]
+    Backend {
+        doing: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StorageError {
+    pub fn backend(
+        doing: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Backend {
+            doing,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// A read of one stream.
+#[derive(Debug, Clone)]
+pub struct StreamQuery {
+    pub stream_id: StreamId,
+    /// First version to return (inclusive).
+    pub from_version: u64,
+    pub limit: usize,
+    pub as_of: AsOf,
+}
+
+/// Which state of a stream a read sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    Now,
+    /// The stream as it was at this version.
+    Version(u64),
+    /// The stream as it was at this instant.
+    Time(OffsetDateTime),
+}
+
+/// The answer to a [`StreamQuery`].
+#[derive(Debug)]
+pub struct StreamSlice {
+    /// The stream's version (at the `as_of` point); 0 for an unknown stream.
+    pub version: u64,
+    pub events: Vec<RecordedEvent>,
+}
+
+/// A read of the global log: `after < position <= up_to`, filtered, at most `limit` events.
+#[derive(Debug, Clone)]
+pub struct GlobalQuery {
+    pub after: u64,
+    pub up_to: u64,
+    pub limit: usize,
+    pub filter: EventFilter,
+}
+
+/// The answer to a [`GlobalQuery`].
+#[derive(Debug)]
+pub struct GlobalSlice {
+    pub events: Vec<RecordedEvent>,
+    /// Every matching event up to this position was returned; a reader continues after it.
+    pub scanned_to: u64,
+}
+
+/// A storage backend.
+pub trait Storage: Send + Sync + 'static {
+    /// Appends a batch atomically; resolves once it is durable.
+    fn append(&self, batch: AppendBatch) -> BoxFuture<'_, Result<AppendOutcome, StorageError>>;
+    fn read_stream(&self, query: StreamQuery) -> BoxFuture<'_, Result<StreamSlice, StorageError>>;
+    fn read_all(&self, query: GlobalQuery) -> BoxFuture<'_, Result<GlobalSlice, StorageError>>;
+    /// The last committed global position, updated after each commit.
+    fn head(&self) -> watch::Receiver<u64>;
+
+    fn put_subscription(
+        &self,
+        group: GroupName,
+        spec: SubscriptionSpec,
+    ) -> BoxFuture<'_, Result<Subscription, StorageError>>;
+    fn get_subscription(
+        &self,
+        group: GroupName,
+    ) -> BoxFuture<'_, Result<Option<Subscription>, StorageError>>;
+    fn list_subscriptions(&self) -> BoxFuture<'_, Result<Vec<Subscription>, StorageError>>;
+    /// Advances the group's checkpoint to `position` (never moves it back).
+    fn ack(
+        &self,
+        group: GroupName,
+        position: u64,
+    ) -> BoxFuture<'_, Result<Subscription, StorageError>>;
+
+    fn put_snapshot(
+        &self,
+        stream_id: StreamId,
+        snapshot: Snapshot,
+    ) -> BoxFuture<'_, Result<(), StorageError>>;
+    fn get_snapshot(
+        &self,
+        stream_id: StreamId,
+    ) -> BoxFuture<'_, Result<Option<Snapshot>, StorageError>>;
+
+    /// Answers once the storage can read and the writer is running.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StorageError>>;
+    /// Finishes queued writes and stops the writer; later writes fail with `Closed`.
+    fn close(&self) -> BoxFuture<'_, ()>;
+}

@@ -1,0 +1,897 @@
+//! The SQLite backend: one file in WAL mode with `synchronous=FULL`, one writer thread that
+//! group-commits every queued write in one transaction (one fsync acknowledges many appends),
+//! and a small pool of reader connections used from `spawn_blocking`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use uuid::Uuid;
+
+use super::{AsOf, GlobalQuery, GlobalSlice, Storage, StorageError, StreamQuery, StreamSlice};
+use crate::domain::{
+    AppendBatch, AppendOutcome, EventFilter, ExpectedVersion, GroupName, RecordedEvent, Snapshot,
+    StreamId, Subscription, SubscriptionSpec,
+};
+
+/// Tuning of the SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Most reader connections open at once.
+    pub read_connections: usize,
+    /// Most writes (appends, acks, ...) committed in one transaction.
+    pub max_group: usize,
+    /// Writes waiting for the writer before new ones wait for room.
+    pub queue_depth: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            read_connections: 4,
+            max_group: 1024,
+            queue_depth: 8192,
+        }
+    }
+}
+
+/// The SQLite storage backend. Open one per data file and process.
+pub struct SqliteStorage {
+    writer: mpsc::Sender<WriteCmd>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    head: watch::Receiver<u64>,
+    readers: Arc<ReadPool>,
+    read_permits: Arc<Semaphore>,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path` and starts the writer thread.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<Self, StorageError> {
+        let mut conn = Connection::open(path)
+            .map_err(|e| StorageError::backend("opening the database file", e))?;
+        configure_writer(&conn)
+            .map_err(|e| StorageError::backend("configuring the database", e))?;
+        create_schema(&mut conn).map_err(|e| StorageError::backend("creating the schema", e))?;
+        let (head, last_recorded) = conn
+            .query_row(
+                "SELECT coalesce(max(position), 0), coalesce(max(recorded_at), 0) FROM events",
+                [],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .map_err(|e| StorageError::backend("reading the head position", e))?;
+        let head = u64::try_from(head).unwrap_or(0);
+
+        let (head_tx, head_rx) = watch::channel(head);
+        let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
+        let writer = Writer {
+            conn,
+            head,
+            last_recorded,
+            versions: HashMap::new(),
+            head_tx,
+            max_group: options.max_group.max(1),
+        };
+        let thread = std::thread::Builder::new()
+            .name("event-store-writer".to_owned())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StorageError::backend("starting the writer thread", e))?;
+
+        let readers = Arc::new(ReadPool {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+            max_idle: options.read_connections.max(1),
+        });
+        // Check a reader can open now, so a broken file fails at startup.
+        readers
+            .with(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+            .map_err(|e| StorageError::backend("opening a reader connection", e))?;
+
+        Ok(Self {
+            writer: tx,
+            writer_thread: Mutex::new(Some(thread)),
+            head: head_rx,
+            readers,
+            read_permits: Arc::new(Semaphore::new(options.read_connections.max(1))),
+        })
+    }
+
+    async fn write<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> WriteCmd,
+    ) -> Result<T, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(make(reply))
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        answer.await.map_err(|_| StorageError::Closed)?
+    }
+
+    async fn read<T, F>(&self, doing: &'static str, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let _permit = self
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| StorageError::backend(doing, e))?
+            .map_err(|e| StorageError::backend(doing, e))
+    }
+}
+
+impl Storage for SqliteStorage {
+    fn append(&self, batch: AppendBatch) -> BoxFuture<'_, Result<AppendOutcome, StorageError>> {
+        self.write(move |reply| WriteCmd::Append { batch, reply })
+            .boxed()
+    }
+
+    fn read_stream(&self, query: StreamQuery) -> BoxFuture<'_, Result<StreamSlice, StorageError>> {
+        self.read("reading a stream", move |conn| read_stream(conn, &query))
+            .boxed()
+    }
+
+    fn read_all(&self, query: GlobalQuery) -> BoxFuture<'_, Result<GlobalSlice, StorageError>> {
+        async move {
+            if query.after >= query.up_to || query.limit == 0 {
+                return Ok(GlobalSlice {
+                    events: Vec::new(),
+                    scanned_to: query.after,
+                });
+            }
+            self.read("reading the global log", move |conn| read_all(conn, &query))
+                .await
+        }
+        .boxed()
+    }
+
+    fn head(&self) -> watch::Receiver<u64> {
+        self.head.clone()
+    }
+
+    fn put_subscription(
+        &self,
+        group: GroupName,
+        spec: SubscriptionSpec,
+    ) -> BoxFuture<'_, Result<Subscription, StorageError>> {
+        self.write(move |reply| WriteCmd::PutSubscription { group, spec, reply })
+            .boxed()
+    }
+
+    fn get_subscription(
+        &self,
+        group: GroupName,
+    ) -> BoxFuture<'_, Result<Option<Subscription>, StorageError>> {
+        self.read("reading a consumer group", move |conn| {
+            select_subscription(conn, group.as_str())
+        })
+        .boxed()
+    }
+
+    fn list_subscriptions(&self) -> BoxFuture<'_, Result<Vec<Subscription>, StorageError>> {
+        self.read("listing consumer groups", |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT name, checkpoint, event_types, stream_prefix FROM subscriptions ORDER BY name",
+            )?;
+            let rows = stmt.query_map([], row_to_subscription)?;
+            rows.collect()
+        })
+        .boxed()
+    }
+
+    fn ack(
+        &self,
+        group: GroupName,
+        position: u64,
+    ) -> BoxFuture<'_, Result<Subscription, StorageError>> {
+        self.write(move |reply| WriteCmd::Ack {
+            group,
+            position,
+            reply,
+        })
+        .boxed()
+    }
+
+    fn put_snapshot(
+        &self,
+        stream_id: StreamId,
+        snapshot: Snapshot,
+    ) -> BoxFuture<'_, Result<(), StorageError>> {
+        self.write(move |reply| WriteCmd::PutSnapshot {
+            stream_id,
+            snapshot,
+            reply,
+        })
+        .boxed()
+    }
+
+    fn get_snapshot(
+        &self,
+        stream_id: StreamId,
+    ) -> BoxFuture<'_, Result<Option<Snapshot>, StorageError>> {
+        self.read("reading a snapshot", move |conn| {
+            conn.prepare_cached("SELECT version, state FROM snapshots WHERE stream_id = ?1")?
+                .query_row([stream_id.as_str()], |row| {
+                    Ok(Snapshot {
+                        version: get_u64(row, 0)?,
+                        state: get_raw(row, 1)?,
+                    })
+                })
+                .optional()
+        })
+        .boxed()
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StorageError>> {
+        async move {
+            if self.writer.is_closed() {
+                return Err(StorageError::Closed);
+            }
+            self.read("checking the database", |conn| {
+                conn.query_row("SELECT 1", [], |_| Ok(()))
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        async move {
+            // Queued writes before `Close` are still committed and answered.
+            let _ = self.writer.send(WriteCmd::Close).await;
+            let thread = self
+                .writer_thread
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(thread) = thread {
+                let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+                if !matches!(joined, Ok(Ok(()))) {
+                    tracing::error!("the writer thread ended abnormally");
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema and connections
+
+fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "journal_mode is {mode}, WAL is required"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", -32_768)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "query_only", "ON")?;
+    conn.pragma_update(None, "cache_size", -16_384)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn create_schema(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "
+        CREATE TABLE IF NOT EXISTS events (
+            position       INTEGER PRIMARY KEY,
+            stream_id      TEXT    NOT NULL,
+            version        INTEGER NOT NULL,
+            event_id       BLOB    NOT NULL,
+            event_type     TEXT    NOT NULL,
+            schema_version INTEGER NOT NULL,
+            data           TEXT    NOT NULL,
+            metadata       TEXT    NOT NULL,
+            recorded_at    INTEGER NOT NULL
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events (stream_id, version);
+        CREATE UNIQUE INDEX IF NOT EXISTS events_stream_event_id ON events (stream_id, event_id);
+        CREATE TABLE IF NOT EXISTS subscriptions (
+            name          TEXT    PRIMARY KEY,
+            checkpoint    INTEGER NOT NULL,
+            event_types   TEXT,
+            stream_prefix TEXT,
+            updated_at    INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS snapshots (
+            stream_id  TEXT    PRIMARY KEY,
+            version    INTEGER NOT NULL,
+            state      TEXT    NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        ",
+    )
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+}
+
+impl ReadPool {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_reader(&self.path)?,
+        };
+        let result = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < self.max_idle {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer
+
+enum WriteCmd {
+    Append {
+        batch: AppendBatch,
+        reply: oneshot::Sender<Result<AppendOutcome, StorageError>>,
+    },
+    PutSubscription {
+        group: GroupName,
+        spec: SubscriptionSpec,
+        reply: oneshot::Sender<Result<Subscription, StorageError>>,
+    },
+    Ack {
+        group: GroupName,
+        position: u64,
+        reply: oneshot::Sender<Result<Subscription, StorageError>>,
+    },
+    PutSnapshot {
+        stream_id: StreamId,
+        snapshot: Snapshot,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+    Close,
+}
+
+/// The result of one command inside a group, sent only after the group committed.
+enum Outcome {
+    Append(Result<AppendOutcome, StorageError>),
+    Subscription(Result<Subscription, StorageError>),
+    Unit(Result<(), StorageError>),
+    None,
+}
+
+/// Cap on cached stream versions; the cache is cleared when it grows past this.
+const VERSION_CACHE_CAP: usize = 200_000;
+
+struct Writer {
+    conn: Connection,
+    head: u64,
+    last_recorded: i64,
+    /// Current version of recently written streams.
+    versions: HashMap<String, u64>,
+    head_tx: watch::Sender<u64>,
+    max_group: usize,
+}
+
+/// What a group changes, applied to the writer only after its commit.
+struct GroupState {
+    head: u64,
+    recorded_at: i64,
+    versions: HashMap<String, u64>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<WriteCmd>) {
+        let mut group = Vec::with_capacity(self.max_group);
+        loop {
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
+            group.push(first);
+            while group.len() < self.max_group {
+                match rx.try_recv() {
+                    Ok(cmd) => group.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            let closing = group.iter().any(|c| matches!(c, WriteCmd::Close));
+            self.commit_group(std::mem::take(&mut group));
+            if closing {
+                break;
+            }
+        }
+        // Later senders see a closed channel; queued commands drop and their callers get `Closed`.
+        rx.close();
+        tracing::info!(head = self.head, "writer stopped");
+    }
+
+    /// Commits `cmds` in one transaction and answers each; if the transaction fails as a whole,
+    /// retries each command alone so one bad write cannot fail its neighbours.
+    fn commit_group(&mut self, cmds: Vec<WriteCmd>) {
+        match self.try_group(&cmds) {
+            Ok((outcomes, state)) => {
+                self.head = state.head;
+                self.last_recorded = state.recorded_at;
+                if self.versions.len() + state.versions.len() > VERSION_CACHE_CAP {
+                    self.versions.clear();
+                }
+                self.versions.extend(state.versions);
+                self.head_tx.send_if_modified(|h| {
+                    let changed = *h != self.head;
+                    *h = self.head;
+                    changed
+                });
+                for (cmd, outcome) in cmds.into_iter().zip(outcomes) {
+                    answer(cmd, outcome);
+                }
+            }
+            Err(error) if cmds.len() > 1 => {
+                tracing::warn!(%error, size = cmds.len(), "group commit failed; retrying its writes one by one");
+                for cmd in cmds {
+                    self.commit_group(vec![cmd]);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "write failed");
+                for cmd in cmds {
+                    fail(
+                        cmd,
+                        StorageError::backend("committing a write", clone_error(&error)),
+                    );
+                }
+            }
+        }
+    }
+
+    fn try_group(&mut self, cmds: &[WriteCmd]) -> rusqlite::Result<(Vec<Outcome>, GroupState)> {
+        let now = now_micros();
+        let mut state = GroupState {
+            head: self.head,
+            recorded_at: now.max(self.last_recorded),
+            versions: HashMap::new(),
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut outcomes = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            let outcome = match cmd {
+                WriteCmd::Append { batch, .. } => {
+                    Outcome::Append(append(&tx, &self.versions, &mut state, batch)?)
+                }
+                WriteCmd::PutSubscription { group, spec, .. } => {
+                    Outcome::Subscription(put_subscription(&tx, &state, group, spec)?)
+                }
+                WriteCmd::Ack {
+                    group, position, ..
+                } => Outcome::Subscription(ack(&tx, &state, group, *position)?),
+                WriteCmd::PutSnapshot {
+                    stream_id,
+                    snapshot,
+                    ..
+                } => {
+                    tx.prepare_cached(
+                        "INSERT INTO snapshots (stream_id, version, state, updated_at)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (stream_id) DO UPDATE
+                         SET version = excluded.version, state = excluded.state,
+                             updated_at = excluded.updated_at",
+                    )?
+                    .execute(params![
+                        stream_id.as_str(),
+                        to_i64(snapshot.version),
+                        snapshot.state.get(),
+                        now
+                    ])?;
+                    Outcome::Unit(Ok(()))
+                }
+                WriteCmd::Close => Outcome::None,
+            };
+            outcomes.push(outcome);
+        }
+        tx.commit()?;
+        Ok((outcomes, state))
+    }
+}
+
+fn answer(cmd: WriteCmd, outcome: Outcome) {
+    // A caller that went away (e.g. its request was cancelled) is not an error here.
+    match (cmd, outcome) {
+        (WriteCmd::Append { reply, .. }, Outcome::Append(r)) => {
+            let _ = reply.send(r);
+        }
+        (WriteCmd::PutSubscription { reply, .. }, Outcome::Subscription(r))
+        | (WriteCmd::Ack { reply, .. }, Outcome::Subscription(r)) => {
+            let _ = reply.send(r);
+        }
+        (WriteCmd::PutSnapshot { reply, .. }, Outcome::Unit(r)) => {
+            let _ = reply.send(r);
+        }
+        (cmd, _) => fail(
+            cmd,
+            StorageError::backend(
+                "matching a write with its outcome",
+                std::io::Error::other("internal mismatch"),
+            ),
+        ),
+    }
+}
+
+fn fail(cmd: WriteCmd, error: StorageError) {
+    match cmd {
+        WriteCmd::Append { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        WriteCmd::PutSubscription { reply, .. } | WriteCmd::Ack { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        WriteCmd::PutSnapshot { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        WriteCmd::Close => {}
+    }
+}
+
+fn clone_error(error: &rusqlite::Error) -> std::io::Error {
+    std::io::Error::other(error.to_string())
+}
+
+/// Appends one batch inside the group's transaction. The outer error aborts the group; the
+/// inner one is this batch's answer (nothing of it was written).
+fn append(
+    tx: &rusqlite::Transaction<'_>,
+    cache: &HashMap<String, u64>,
+    state: &mut GroupState,
+    batch: &AppendBatch,
+) -> rusqlite::Result<Result<AppendOutcome, StorageError>> {
+    let stream = batch.stream_id.as_str();
+    let current = match state.versions.get(stream).or_else(|| cache.get(stream)) {
+        Some(v) => *v,
+        None => {
+            let v = tx
+                .prepare_cached(
+                    "SELECT version FROM events WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1",
+                )?
+                .query_row([stream], |row| get_u64(row, 0))
+                .optional()?
+                .unwrap_or(0);
+            state.versions.insert(stream.to_owned(), v);
+            v
+        }
+    };
+
+    // Idempotency: events already in the stream are acknowledged, not stored again.
+    if current > 0 {
+        let mut lookup = tx.prepare_cached(
+            "SELECT version, position FROM events WHERE stream_id = ?1 AND event_id = ?2",
+        )?;
+        let mut found: Option<(u64, u64)> = None;
+        let mut found_count = 0usize;
+        for event in &batch.events {
+            let hit = lookup
+                .query_row(params![stream, &event.event_id.as_bytes()[..]], |row| {
+                    Ok((get_u64(row, 0)?, get_u64(row, 1)?))
+                })
+                .optional()?;
+            if let Some(hit) = hit {
+                found_count += 1;
+                found = Some(found.map_or(hit, |f: (u64, u64)| (f.0.max(hit.0), f.1.max(hit.1))));
+            }
+        }
+        if let Some((version, position)) = found {
+            if found_count == batch.events.len() {
+                return Ok(Ok(AppendOutcome {
+                    version,
+                    position,
+                    duplicate: true,
+                }));
+            }
+            return Ok(Err(StorageError::PartialDuplicate));
+        }
+    }
+
+    if let ExpectedVersion::Exact(expected) = batch.expected_version {
+        if expected != current {
+            return Ok(Err(StorageError::WrongExpectedVersion { current }));
+        }
+    }
+
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO events
+         (position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut version = current;
+    for event in &batch.events {
+        version += 1;
+        state.head += 1;
+        insert.execute(params![
+            to_i64(state.head),
+            stream,
+            to_i64(version),
+            &event.event_id.as_bytes()[..],
+            event.event_type,
+            event.schema_version,
+            event.data.get(),
+            event.metadata.get(),
+            state.recorded_at,
+        ])?;
+    }
+    state.versions.insert(stream.to_owned(), version);
+    Ok(Ok(AppendOutcome {
+        version,
+        position: state.head,
+        duplicate: false,
+    }))
+}
+
+fn put_subscription(
+    tx: &rusqlite::Transaction<'_>,
+    state: &GroupState,
+    group: &GroupName,
+    spec: &SubscriptionSpec,
+) -> rusqlite::Result<Result<Subscription, StorageError>> {
+    let existing = select_subscription(tx, group.as_str())?;
+    if let Some(start) = spec.start_position {
+        if start > state.head {
+            return Ok(Err(StorageError::PositionBeyondHead {
+                position: start,
+                head: state.head,
+            }));
+        }
+    }
+    let checkpoint = spec
+        .start_position
+        .or(existing.map(|s| s.checkpoint))
+        .unwrap_or(0);
+    let filter = EventFilter {
+        event_types: spec.event_types.clone().filter(|t| !t.is_empty()),
+        stream_prefix: spec.stream_prefix.clone().filter(|p| !p.is_empty()),
+    };
+    let types_json = filter
+        .event_types
+        .as_ref()
+        .map(|t| serde_json::to_string(t).unwrap_or_else(|_| "[]".to_owned()));
+    tx.prepare_cached(
+        "INSERT INTO subscriptions (name, checkpoint, event_types, stream_prefix, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (name) DO UPDATE
+         SET checkpoint = excluded.checkpoint, event_types = excluded.event_types,
+             stream_prefix = excluded.stream_prefix, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        group.as_str(),
+        to_i64(checkpoint),
+        types_json,
+        filter.stream_prefix,
+        now_micros()
+    ])?;
+    Ok(Ok(Subscription {
+        group: group.as_str().to_owned(),
+        checkpoint,
+        filter,
+    }))
+}
+
+fn ack(
+    tx: &rusqlite::Transaction<'_>,
+    state: &GroupState,
+    group: &GroupName,
+    position: u64,
+) -> rusqlite::Result<Result<Subscription, StorageError>> {
+    let Some(mut sub) = select_subscription(tx, group.as_str())? else {
+        return Ok(Err(StorageError::UnknownGroup(group.as_str().to_owned())));
+    };
+    if position > state.head {
+        return Ok(Err(StorageError::PositionBeyondHead {
+            position,
+            head: state.head,
+        }));
+    }
+    if position > sub.checkpoint {
+        tx.prepare_cached(
+            "UPDATE subscriptions SET checkpoint = ?2, updated_at = ?3 WHERE name = ?1",
+        )?
+        .execute(params![group.as_str(), to_i64(position), now_micros()])?;
+        sub.checkpoint = position;
+    }
+    Ok(Ok(sub))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+const EVENT_COLUMNS: &str =
+    "position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at";
+
+fn read_stream(conn: &Connection, query: &StreamQuery) -> rusqlite::Result<StreamSlice> {
+    let tx = conn.unchecked_transaction()?;
+    let stream = query.stream_id.as_str();
+    let current = tx
+        .prepare_cached(
+            "SELECT version FROM events WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1",
+        )?
+        .query_row([stream], |row| get_u64(row, 0))
+        .optional()?
+        .unwrap_or(0);
+    let version = match query.as_of {
+        AsOf::Now => current,
+        AsOf::Version(v) => v.min(current),
+        AsOf::Time(t) => tx
+            .prepare_cached(
+                "SELECT version FROM events WHERE stream_id = ?1 AND recorded_at <= ?2
+                 ORDER BY version DESC LIMIT 1",
+            )?
+            .query_row(params![stream, to_micros(t)], |row| get_u64(row, 0))
+            .optional()?
+            .unwrap_or(0),
+    };
+    let mut events = Vec::new();
+    if version >= query.from_version && query.limit > 0 {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+             WHERE stream_id = ?1 AND version >= ?2 AND version <= ?3
+             ORDER BY version LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                stream,
+                to_i64(query.from_version),
+                to_i64(version),
+                to_i64(query.limit as u64)
+            ],
+            row_to_event,
+        )?;
+        for row in rows {
+            events.push(row?);
+        }
+    }
+    Ok(StreamSlice { version, events })
+}
+
+fn read_all(conn: &Connection, query: &GlobalQuery) -> rusqlite::Result<GlobalSlice> {
+    let mut sql =
+        format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 AND position <= ?2");
+    let mut args: Vec<SqlValue> = vec![
+        SqlValue::Integer(to_i64(query.after)),
+        SqlValue::Integer(to_i64(query.up_to)),
+    ];
+    if let Some(types) = &query.filter.event_types {
+        let marks: Vec<String> = types
+            .iter()
+            .map(|t| {
+                args.push(SqlValue::Text(t.clone()));
+                format!("?{}", args.len())
+            })
+            .collect();
+        sql.push_str(&format!(" AND event_type IN ({})", marks.join(", ")));
+    }
+    if let Some(prefix) = &query.filter.stream_prefix {
+        args.push(SqlValue::Integer(prefix.chars().count() as i64));
+        args.push(SqlValue::Text(prefix.clone()));
+        sql.push_str(&format!(
+            " AND substr(stream_id, 1, ?{}) = ?{}",
+            args.len() - 1,
+            args.len()
+        ));
+    }
+    args.push(SqlValue::Integer(to_i64(query.limit as u64)));
+    sql.push_str(&format!(" ORDER BY position LIMIT ?{}", args.len()));
+
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), row_to_event)?;
+    let mut events = Vec::new();
+    for row in rows {
+        events.push(row?);
+    }
+    let scanned_to = if events.len() >= query.limit {
+        events.last().map_or(query.up_to, |e| e.position)
+    } else {
+        query.up_to
+    };
+    Ok(GlobalSlice { events, scanned_to })
+}
+
+fn select_subscription(conn: &Connection, name: &str) -> rusqlite::Result<Option<Subscription>> {
+    conn.prepare_cached(
+        "SELECT name, checkpoint, event_types, stream_prefix FROM subscriptions WHERE name = ?1",
+    )?
+    .query_row([name], row_to_subscription)
+    .optional()
+}
+
+fn row_to_subscription(row: &Row<'_>) -> rusqlite::Result<Subscription> {
+    let types: Option<String> = row.get(2)?;
+    let event_types = match types {
+        None => None,
+        Some(text) => Some(serde_json::from_str::<Vec<String>>(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+        })?),
+    };
+    Ok(Subscription {
+        group: row.get(0)?,
+        checkpoint: get_u64(row, 1)?,
+        filter: EventFilter {
+            event_types,
+            stream_prefix: row.get(3)?,
+        },
+    })
+}
+
+fn row_to_event(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
+    let id: Vec<u8> = row.get(3)?;
+    let event_id = Uuid::from_slice(&id).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, Box::new(e))
+    })?;
+    let micros: i64 = row.get(8)?;
+    Ok(RecordedEvent {
+        position: get_u64(row, 0)?,
+        stream_id: row.get(1)?,
+        version: get_u64(row, 2)?,
+        event_id,
+        event_type: row.get(4)?,
+        schema_version: row.get(5)?,
+        data: get_raw(row, 6)?,
+        metadata: get_raw(row, 7)?,
+        recorded_at: from_micros(micros),
+    })
+}
+
+fn get_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    let v: i64 = row.get(idx)?;
+    u64::try_from(v).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Integer, Box::new(e))
+    })
+}
+
+fn get_raw(row: &Row<'_>, idx: usize) -> rusqlite::Result<Box<RawValue>> {
+    let text: String = row.get(idx)?;
+    RawValue::from_string(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// Positions and versions are below 2^63 in practice; saturate rather than wrap.
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn now_micros() -> i64 {
+    to_micros(OffsetDateTime::now_utc())
+}
+
+fn to_micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+fn from_micros(micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
