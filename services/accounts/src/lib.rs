@@ -1,1 +1,171 @@
-//! The accounts service: command side of the Account aggregate.
+//! The accounts service: the command side of the Account aggregate, and the saga handlers that
+//! debit, credit and refund accounts as transfers progress.
+//!
+//! Routes: `POST /accounts`, `GET /accounts/{id}` (the aggregate's own state), `DELETE
+//! /accounts/{id}`, `GET /health`, `GET /metrics`.
+
+mod http;
+pub mod saga;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use banking::Account;
+use es_core::{EventStoreClient, Repository};
+use service_kit::Counter;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use http::router;
+
+/// The service's settings; [`Config::from_env`] documents the variables.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: [u8; 4],
+    pub port: u16,
+    pub event_store_url: String,
+    /// Save a snapshot of an account every this many events.
+    pub snapshot_every: u64,
+    /// Run the saga handlers (off only in tests that drive them by hand).
+    pub run_saga: bool,
+}
+
+impl Config {
+    /// `PORT` (8101), `EVENT_STORE_URL` (http://127.0.0.1:8100), `ACCOUNTS_SNAPSHOT_EVERY` (100).
+    /// `DATA_DIR` is accepted but unused: all state lives in the event store.
+    pub fn from_env() -> Result<Self, service_kit::ConfigError> {
+        Ok(Self {
+            host: [0, 0, 0, 0],
+            port: service_kit::env_port(8101)?,
+            event_store_url: service_kit::env_or(
+                "EVENT_STORE_URL",
+                "http://127.0.0.1:8100".to_owned(),
+            )?,
+            snapshot_every: service_kit::env_or("ACCOUNTS_SNAPSHOT_EVERY", 100u64)?,
+            run_saga: true,
+        })
+    }
+
+    /// Loopback and port 0, against this event store: for tests.
+    pub fn for_tests(event_store_url: &str) -> Self {
+        Self {
+            host: [127, 0, 0, 1],
+            port: 0,
+            event_store_url: event_store_url.to_owned(),
+            snapshot_every: 100,
+            run_saga: true,
+        }
+    }
+}
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub accounts: Repository<Account>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Counters shown at `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub commands: Counter,
+    pub commands_refused: Counter,
+    pub saga_events: Counter,
+    pub saga_refunds: Counter,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not bind the accounts service to port {port}: {source}; choose another PORT")]
+    Bind {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid EVENT_STORE_URL: {0}")]
+    Store(#[from] es_core::ClientError),
+}
+
+/// The bound, ready-to-run service.
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    state: AppState,
+    run_saga: bool,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let client = EventStoreClient::new(&config.event_store_url)?;
+        let state = AppState {
+            accounts: Repository::new(client).with_snapshots(config.snapshot_every),
+            metrics: Arc::new(Metrics::default()),
+        };
+        let addr = SocketAddr::from((config.host, config.port));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                port: config.port,
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(config.port);
+        Ok(Self {
+            listener,
+            port,
+            state,
+            run_saga: config.run_saga,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves and runs the saga handlers until SIGTERM or Ctrl-C.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(service_kit::shutdown_signal()).await
+    }
+
+    /// Serves and runs the saga handlers until `stop` resolves; in-flight requests and the
+    /// saga batch being handled are finished first.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let token = CancellationToken::new();
+        let cancel = token.clone();
+        let saga = if self.run_saga {
+            let state = self.state.clone();
+            let stopped = token.clone().cancelled_owned();
+            Some(tokio::spawn(async move {
+                if let Err(error) = saga::run(state, stopped).await {
+                    tracing::error!(%error, "the accounts saga stopped");
+                }
+            }))
+        } else {
+            None
+        };
+        tracing::info!(port = self.port, "accounts service listening");
+        let app: Router = router(self.state);
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            stop.await;
+            token.cancel();
+        });
+        let result = server.await;
+        cancel.cancel();
+        if let Some(saga) = saga {
+            let _ = tokio::time::timeout(Duration::from_secs(10), saga).await;
+        }
+        result
+    }
+}

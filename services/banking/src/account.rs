@@ -294,3 +294,5 @@ impl AccountEvent {
         }
     }
 }
+
+impl es_core::Snapshotting for Account {}

@@ -215,3 +215,5 @@ impl TransferEvent {
         MoneyTransfer::default().apply(self).state
     }
 }
+
+impl es_core::Snapshotting for MoneyTransfer {}
