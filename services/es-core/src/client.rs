@@ -316,14 +316,7 @@ impl EventStoreClient {
         let reply = self
             .call(Method::GET, url, |request| request.query(&params), None)
             .await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            tracing::trace!(%stream, code = ?reply.error_code(), "stream not found, reading it as empty");
-            return Ok(StreamPage {
-                stream_id: stream.clone(),
-                version: 0,
-                events: Vec::new(),
-            });
-        }
+        // An unknown stream is an empty page at version 0, not an error.
         reply.json()
     }
 
@@ -559,10 +552,6 @@ impl Reply {
         serde_json::from_slice::<ErrorBody>(&self.body)
             .ok()
             .map(|body| (body.error, body.message))
-    }
-
-    fn error_code(&self) -> Option<String> {
-        self.error_body().map(|(code, _)| code)
     }
 
     fn error_message(&self) -> String {

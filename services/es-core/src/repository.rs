@@ -50,9 +50,12 @@ pub struct Executed<A: Aggregate> {
     pub events: Vec<A::Event>,
     /// The state after the events.
     pub state: A,
-    /// False when the store already had these events (a redelivered trigger), so nothing new
-    /// was stored.
+    /// False when nothing new was stored because the store already had these event ids (an
+    /// earlier run of the same trigger, or an earlier try whose answer was lost). `events` are
+    /// then the ones the store had, or empty when it had only some of this decision's ids.
     pub appended: bool,
+    /// How many times the command was decided (1 + the version conflicts it caught up with).
+    pub attempts: u32,
 }
 
 /// Why a command was not executed.
@@ -180,7 +183,22 @@ impl<A: Aggregate> Repository<A> {
     where
         A::Command: Clone,
     {
-        let mut loaded = self.load(stream).await?;
+        let loaded = self.load(stream).await?;
+        self.execute_on(stream, loaded, command, context).await
+    }
+
+    /// Decides `command` on a state the caller already holds (say, a cached one) and appends
+    /// with its version; if the stream moved on, catches up and decides again.
+    pub async fn execute_on(
+        &self,
+        stream: &StreamId,
+        mut loaded: Loaded<A>,
+        command: A::Command,
+        context: &CommandContext,
+    ) -> Result<Executed<A>, ExecuteError<A::Error>>
+    where
+        A::Command: Clone,
+    {
         let attempts = self.conflict_retry.max_attempts.max(1);
         let mut pending_ids: HashSet<Uuid> = HashSet::new();
         for attempt in 1..=attempts {
@@ -194,6 +212,7 @@ impl<A: Aggregate> Repository<A> {
                     events,
                     state: loaded.state,
                     appended: false,
+                    attempts: attempt,
                 });
             }
             let new_events = self.encode(stream, &events, context)?;
@@ -209,10 +228,11 @@ impl<A: Aggregate> Repository<A> {
                         loaded.state
                     };
                     let executed = Executed {
-                        version: result.version,
+                        version: result.version.max(loaded.version),
                         events,
                         state,
                         appended,
+                        attempts: attempt,
                     };
                     if appended {
                         self.maybe_snapshot(stream, &executed, loaded.snapshot_version)
@@ -220,8 +240,19 @@ impl<A: Aggregate> Repository<A> {
                     }
                     return Ok(executed);
                 }
-                Err(ClientError::WrongExpectedVersion { current, .. }) => {
-                    tracing::debug!(%stream, attempt, loaded = loaded.version, current, "version conflict, deciding again");
+                Err(ClientError::Refused { code, .. }) if code == PARTIAL_DUPLICATE => {
+                    // Some of these ids are stored: an earlier run of the same trigger decided
+                    // differently. That run's events stand; this one stores nothing.
+                    return Ok(Executed {
+                        version: loaded.version,
+                        events: Vec::new(),
+                        state: loaded.state,
+                        appended: false,
+                        attempts: attempt,
+                    });
+                }
+                Err(ClientError::WrongExpectedVersion { .. }) => {
+                    tracing::debug!(%stream, attempt, loaded = loaded.version, "version conflict, deciding again");
                     let mut ours = Vec::new();
                     self.catch_up(stream, &mut loaded, |envelope, event| {
                         if pending_ids.contains(&envelope.event_id) {
@@ -230,12 +261,14 @@ impl<A: Aggregate> Repository<A> {
                     })
                     .await?;
                     if !ours.is_empty() {
-                        // An earlier try of this command is stored (its answer was lost).
+                        // An earlier try of this command, or an earlier run of the same trigger,
+                        // is stored already.
                         return Ok(Executed {
                             version: loaded.version,
                             events: ours,
                             state: loaded.state,
                             appended: false,
+                            attempts: attempt,
                         });
                     }
                     if attempt < attempts {
@@ -365,6 +398,9 @@ impl CommandContext {
         }
     }
 }
+
+/// The store's error code for a batch some (not all) of whose event ids are stored already.
+const PARTIAL_DUPLICATE: &str = "partial_duplicate_batch";
 
 /// How snapshots are written and read; the functions carry the serde bound so the rest of the
 /// repository does not need it.

@@ -1,0 +1,171 @@
+use std::time::Duration;
+
+use es_core::{ClientError, ExpectedVersion, Metadata, NewEvent, Repository, StreamQuery};
+
+use crate::support::{new_stream, TestStore, Wallet, WalletCommand, WalletEvent};
+
+#[tokio::test]
+async fn appended_events_read_back_as_envelopes_and_load_as_state() {
+    let store = TestStore::spawn().await;
+    let stream = new_stream();
+    let metadata = Metadata::new_flow();
+    let events = [
+        WalletEvent::Opened {
+            owner: "ada".into(),
+        },
+        WalletEvent::Deposited { amount: 150 },
+        WalletEvent::Withdrawn { amount: 80 },
+    ]
+    .iter()
+    .map(|event| NewEvent::from_event(event, metadata.clone()).expect("encode"))
+    .collect::<Vec<_>>();
+
+    let result = store
+        .client
+        .append(&stream, ExpectedVersion::NO_STREAM, &events)
+        .await
+        .expect("append to a new stream");
+    assert_eq!(result.version, 3);
+
+    let page = store
+        .client
+        .read_stream(&stream, &StreamQuery::from(1, 100))
+        .await
+        .expect("read the stream");
+    assert_eq!(page.version, 3);
+    assert_eq!(page.events.len(), 3);
+    for (index, (envelope, sent)) in page.events.iter().zip(&events).enumerate() {
+        assert_eq!(envelope.event_id, sent.event_id);
+        assert_eq!(envelope.stream_id, stream);
+        assert_eq!(envelope.version, index as u64 + 1);
+        assert_eq!(envelope.event_type, sent.event_type);
+        assert_eq!(envelope.schema_version, 1);
+        assert_eq!(envelope.data, sent.data);
+        assert_eq!(envelope.metadata, metadata);
+    }
+    assert!(page
+        .events
+        .windows(2)
+        .all(|w| w[0].position < w[1].position));
+    assert_eq!(page.events[2].position, result.position);
+    let decoded: WalletEvent = page.events[2].decode().expect("decode");
+    assert_eq!(decoded, WalletEvent::Withdrawn { amount: 80 });
+
+    let loaded = Repository::<Wallet>::new(store.client.clone())
+        .load(&stream)
+        .await
+        .expect("load");
+    assert_eq!(loaded.version, 3);
+    assert_eq!(loaded.state.balance, 70);
+    assert_eq!(loaded.state.owner.as_deref(), Some("ada"));
+}
+
+#[tokio::test]
+async fn loading_pages_through_long_streams() {
+    let store = TestStore::spawn().await;
+    let stream = new_stream();
+    let repository = Repository::<Wallet>::new(store.client.clone()).with_page_size(7);
+    repository
+        .execute(&stream, WalletCommand::Open { owner: "bo".into() })
+        .await
+        .expect("open");
+    for amount in 1..=30 {
+        repository
+            .execute(&stream, WalletCommand::Deposit { amount })
+            .await
+            .expect("deposit");
+    }
+    let loaded = repository.load(&stream).await.expect("load");
+    assert_eq!(loaded.version, 31);
+    assert_eq!(loaded.state.balance, (1..=30).sum::<i64>());
+    assert_eq!(loaded.state.movements, 30);
+}
+
+#[tokio::test]
+async fn unknown_stream_loads_as_the_default_state_at_version_zero() {
+    let store = TestStore::spawn().await;
+    let loaded = Repository::<Wallet>::new(store.client.clone())
+        .load(&new_stream())
+        .await
+        .expect("load");
+    assert_eq!(loaded.version, 0);
+    assert_eq!(loaded.state, Wallet::default());
+}
+
+#[tokio::test]
+async fn append_with_a_stale_expected_version_is_a_conflict_naming_the_current_version() {
+    let store = TestStore::spawn().await;
+    let stream = new_stream();
+    let event = |amount| {
+        NewEvent::from_event(&WalletEvent::Deposited { amount }, Metadata::default())
+            .expect("encode")
+    };
+    store
+        .client
+        .append(&stream, ExpectedVersion::NO_STREAM, &[event(1), event(2)])
+        .await
+        .expect("first append");
+    let error = store
+        .client
+        .append(&stream, ExpectedVersion::Exact(1), &[event(3)])
+        .await
+        .expect_err("stale version");
+    assert!(
+        matches!(
+            error,
+            ClientError::WrongExpectedVersion {
+                current: 2,
+                expected: ExpectedVersion::Exact(1),
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let any = store
+        .client
+        .append(&stream, ExpectedVersion::Any, &[event(4)])
+        .await
+        .expect("append with any");
+    assert_eq!(any.version, 3);
+}
+
+#[tokio::test]
+async fn read_all_waits_for_the_next_event() {
+    let store = TestStore::spawn().await;
+    let stream = new_stream();
+    let empty = store
+        .client
+        .read_all(0, 10, Duration::ZERO)
+        .await
+        .expect("read an empty log");
+    assert!(empty.events.is_empty());
+
+    let client = store.client.clone();
+    let writer_stream = stream.clone();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let event =
+            NewEvent::from_event(&WalletEvent::Deposited { amount: 5 }, Metadata::default())
+                .expect("encode");
+        client
+            .append(&writer_stream, ExpectedVersion::Any, &[event])
+            .await
+            .expect("append while a reader waits");
+    });
+    let page = store
+        .client
+        .read_all(0, 10, Duration::from_secs(10))
+        .await
+        .expect("long poll");
+    writer.await.expect("writer");
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(page.events[0].stream_id, stream);
+    assert_eq!(page.head, Some(page.events[0].position));
+
+    let after = store
+        .client
+        .read_all(page.events[0].position, 10, Duration::ZERO)
+        .await
+        .expect("read after the last position");
+    assert!(after.events.is_empty());
+}

@@ -1,0 +1,9 @@
+//! The event store client against the real store, spawned in-process on port 0.
+
+mod append_load;
+mod execute;
+mod idempotency;
+mod resilience;
+mod snapshots;
+mod subscriber;
+mod support;

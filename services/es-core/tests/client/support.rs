@@ -1,0 +1,175 @@
+//! A store spawned per test, and a small aggregate to drive it.
+
+use std::path::Path;
+
+use es_core::{Aggregate, DomainEvent, EventStoreClient, Snapshotting, StreamId};
+use event_store::{Application, Config};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// An event store running on a free port with its data in a temporary directory. Dropping it
+/// stops the server and removes the data.
+pub struct TestStore {
+    pub client: EventStoreClient,
+    _server: Server,
+    _dir: tempfile::TempDir,
+}
+
+/// One running server process-in-a-task over a data directory.
+pub struct Server {
+    pub port: u16,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestStore {
+    pub async fn spawn() -> Self {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let server = Server::start(dir.path(), 0).await;
+        let client = EventStoreClient::new(&format!("http://127.0.0.1:{}", server.port))
+            .expect("client for the test store");
+        Self {
+            client,
+            _server: server,
+            _dir: dir,
+        }
+    }
+}
+
+impl Server {
+    /// Starts a store over `data_dir` on `port` (0 = a free one).
+    pub async fn start(data_dir: &Path, port: u16) -> Self {
+        let config = Config {
+            port,
+            ..Config::ephemeral(data_dir)
+        };
+        let app = Application::build(config)
+            .await
+            .expect("build the event store");
+        let port = app.port();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let signal = async move {
+                let _ = stopped.await;
+            };
+            if let Err(error) = app.run_until(signal).await {
+                eprintln!("test event store failed: {error}");
+            }
+        });
+        Self {
+            port,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server gracefully and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+pub fn new_stream() -> StreamId {
+    StreamId::for_aggregate::<Wallet>(Uuid::new_v4())
+}
+
+/// A wallet: opened, then deposits and withdrawals without overdraft.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Wallet {
+    pub owner: Option<String>,
+    pub balance: i64,
+    pub movements: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WalletCommand {
+    Open { owner: String },
+    Deposit { amount: i64 },
+    Withdraw { amount: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WalletEvent {
+    Opened { owner: String },
+    Deposited { amount: i64 },
+    Withdrawn { amount: i64 },
+}
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum WalletError {
+    #[error("wallet is already open")]
+    AlreadyOpen,
+    #[error("wallet is not open")]
+    NotOpen,
+    #[error("balance {balance} is below {amount}")]
+    InsufficientFunds { balance: i64, amount: i64 },
+}
+
+impl DomainEvent for WalletEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            WalletEvent::Opened { .. } => "Opened",
+            WalletEvent::Deposited { .. } => "Deposited",
+            WalletEvent::Withdrawn { .. } => "Withdrawn",
+        }
+    }
+}
+
+impl Aggregate for Wallet {
+    type Command = WalletCommand;
+    type Event = WalletEvent;
+    type Error = WalletError;
+    const TYPE: &'static str = "Wallet";
+
+    fn handle(&self, command: WalletCommand) -> Result<Vec<WalletEvent>, WalletError> {
+        match command {
+            WalletCommand::Open { .. } if self.owner.is_some() => Err(WalletError::AlreadyOpen),
+            WalletCommand::Open { owner } => Ok(vec![WalletEvent::Opened { owner }]),
+            _ if self.owner.is_none() => Err(WalletError::NotOpen),
+            WalletCommand::Deposit { amount } => Ok(vec![WalletEvent::Deposited { amount }]),
+            WalletCommand::Withdraw { amount } if amount > self.balance => {
+                Err(WalletError::InsufficientFunds {
+                    balance: self.balance,
+                    amount,
+                })
+            }
+            WalletCommand::Withdraw { amount } => Ok(vec![WalletEvent::Withdrawn { amount }]),
+        }
+    }
+
+    fn apply(mut self, event: &WalletEvent) -> Self {
+        match event {
+            WalletEvent::Opened { owner } => self.owner = Some(owner.clone()),
+            WalletEvent::Deposited { amount } => {
+                self.balance += amount;
+                self.movements += 1;
+            }
+            WalletEvent::Withdrawn { amount } => {
+                self.balance -= amount;
+                self.movements += 1;
+            }
+        }
+        self
+    }
+}
+
+impl Snapshotting for Wallet {}
