@@ -1,6 +1,13 @@
 //! deployer: plan and apply a fleet of services against a Docker Engine.
 
-pub mod manifest;
-pub mod plan;
+pub mod apply;
+pub mod engine;
+pub mod history;
 pub mod labels;
+pub mod lock;
+pub mod manifest;
+pub mod observe;
+pub mod plan;
+pub mod progress;
+pub mod registry;
 pub mod spec;

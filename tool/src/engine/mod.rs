@@ -1,0 +1,771 @@
+//! The engine adapter: the only module that talks to the Docker Engine (through bollard).
+//!
+//! It offers the handful of operations the deployer needs, in the deployer's own plain types,
+//! so nothing outside `engine` depends on bollard. Every call names what it was doing when it
+//! fails, and connection failures become one clear [`EngineError::Unreachable`].
+
+mod connect;
+mod convert;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, NetworkCreateRequest, VolumeCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures::StreamExt;
+
+pub use connect::{ConnectOptions, TlsFiles, DEFAULT_HOST};
+pub use convert::create_body;
+
+/// Seconds bollard waits for one engine request before giving up.
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+/// How long the first contact (version negotiation) may take before the engine counts as
+/// unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A failed engine operation.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the Docker Engine at {host}: {detail}; start the daemon or point DOCKER_HOST at it")]
+    Unreachable { host: String, detail: String },
+    #[error("bad Docker connection settings: {0}")]
+    Config(String),
+    #[error("{action}: {what} already exists")]
+    Conflict { action: String, what: String },
+    #[error("{action}: not found ({detail})")]
+    NotFound { action: String, detail: String },
+    #[error("{action}: {detail}")]
+    Api { action: String, detail: String },
+}
+
+impl EngineError {
+    /// True for a 404 from the engine.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, EngineError::NotFound { .. })
+    }
+    /// True for a 409 (a name already taken, for instance).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, EngineError::Conflict { .. })
+    }
+}
+
+/// Lifecycle state of a container, as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited { code: i64 },
+    Dead,
+    Unknown,
+}
+
+/// Docker's own health status (from the image's or container's HEALTHCHECK).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DockerHealth {
+    /// No HEALTHCHECK defined.
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+/// One container from a label-filtered list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: RunState,
+    pub health: DockerHealth,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: i64,
+    /// Human status line (`Up 3 minutes (healthy)`).
+    pub status: String,
+}
+
+/// Details of one container, from an inspect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerDetails {
+    pub id: String,
+    pub name: String,
+    pub state: RunState,
+    pub health: DockerHealth,
+    /// IP address per network name.
+    pub ips: BTreeMap<String, String>,
+    /// Published ports: `(container_port, host_port)` for TCP.
+    pub published: Vec<(u16, u16)>,
+    pub labels: BTreeMap<String, String>,
+    /// RFC 3339 start time (empty if never started).
+    pub started_at: String,
+}
+
+/// A network or volume found by labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// Engine id (networks); the name again for volumes, which have none.
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A local image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `sha256:...` image id.
+    pub id: String,
+    /// `repo@sha256:...` digests the image is known under in registries.
+    pub repo_digests: Vec<String>,
+    /// Whether the image defines a HEALTHCHECK.
+    pub has_healthcheck: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Registry credentials to pass along with a pull.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PullAuth {
+    pub username: String,
+    pub password: String,
+    pub server: String,
+}
+
+impl std::fmt::Debug for PullAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PullAuth({}@{}, (sensitive))",
+            self.username, self.server
+        )
+    }
+}
+
+/// One progress message of a pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullEvent {
+    /// Layer id, when the message is about one layer.
+    pub layer: Option<String>,
+    pub status: String,
+    pub current: Option<u64>,
+    pub total: Option<u64>,
+}
+
+/// A connected engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+    options: ConnectOptions,
+}
+
+impl Engine {
+    /// Connects as the docker CLI would, negotiating the API version (the daemon may be older
+    /// than bollard). Fails with [`EngineError::Unreachable`] when nothing answers.
+    pub async fn connect(options: ConnectOptions) -> Result<Engine, EngineError> {
+        install_crypto_provider();
+        let unreachable = |detail: String| EngineError::Unreachable {
+            host: options.host.clone(),
+            detail,
+        };
+        let docker = match (&options.tls, options.host.strip_prefix("unix://")) {
+            (_, Some(_)) => Docker::connect_with_unix(
+                &options.host,
+                REQUEST_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            (Some(tls), None) => {
+                for file in [&tls.ca, &tls.cert, &tls.key] {
+                    if !file.exists() {
+                        return Err(EngineError::Config(format!(
+                            "DOCKER_TLS_VERIFY is set but {} does not exist; set DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem",
+                            file.display()
+                        )));
+                    }
+                }
+                Docker::connect_with_ssl(
+                    &options.host,
+                    &tls.key,
+                    &tls.cert,
+                    &tls.ca,
+                    REQUEST_TIMEOUT_SECS,
+                    bollard::API_DEFAULT_VERSION,
+                )
+            }
+            (None, None) => Docker::connect_with_http(
+                &options.host,
+                REQUEST_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            ),
+        }
+        .map_err(|e| EngineError::Config(format!("connecting to {}: {e}", options.host)))?;
+        let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
+            .await
+            .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| unreachable(short_error(&e)))?;
+        Ok(Engine { docker, options })
+    }
+
+    /// Connects using the process environment (`DOCKER_HOST`, ...).
+    pub async fn from_env() -> Result<Engine, EngineError> {
+        let env = |k: &str| std::env::var(k).ok();
+        Engine::connect(ConnectOptions::from_env(&env)?).await
+    }
+
+    /// How this engine was reached.
+    pub fn options(&self) -> &ConnectOptions {
+        &self.options
+    }
+
+    /// Every container (running or not) carrying all of `labels` (`key=value`, or `key` alone
+    /// when the value is `None`), in one list call.
+    pub async fn list_containers(
+        &self,
+        labels: &[(&str, Option<&str>)],
+    ) -> Result<Vec<ContainerInfo>, EngineError> {
+        let filters = label_filters(labels);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| self.error("listing containers", e))?;
+        Ok(list.into_iter().map(container_info).collect())
+    }
+
+    /// Inspects one container.
+    pub async fn inspect_container(&self, id: &str) -> Result<ContainerDetails, EngineError> {
+        let c = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| self.error(&format!("inspecting container {id}"), e))?;
+        let state = c.state.unwrap_or_default();
+        let run_state = match state.status.map(|s| s.to_string()).as_deref() {
+            Some("created") => RunState::Created,
+            Some("running") => RunState::Running,
+            Some("paused") => RunState::Paused,
+            Some("restarting") => RunState::Restarting,
+            Some("removing") => RunState::Removing,
+            Some("exited") => RunState::Exited {
+                code: state.exit_code.unwrap_or(0),
+            },
+            Some("dead") => RunState::Dead,
+            _ => RunState::Unknown,
+        };
+        let health = match state
+            .health
+            .and_then(|h| h.status)
+            .map(|s| s.to_string())
+            .as_deref()
+        {
+            Some("starting") => DockerHealth::Starting,
+            Some("healthy") => DockerHealth::Healthy,
+            Some("unhealthy") => DockerHealth::Unhealthy,
+            _ => DockerHealth::None,
+        };
+        let net = c.network_settings.unwrap_or_default();
+        let ips = net
+            .networks
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(name, ep)| {
+                ep.ip_address
+                    .filter(|ip| !ip.is_empty())
+                    .map(|ip| (name, ip))
+            })
+            .collect();
+        let mut published = Vec::new();
+        for (key, bindings) in net.ports.unwrap_or_default() {
+            let Some(port) = key.strip_suffix("/tcp").and_then(|p| p.parse::<u16>().ok()) else {
+                continue;
+            };
+            for b in bindings.unwrap_or_default() {
+                if let Some(hp) = b.host_port.and_then(|p| p.parse::<u16>().ok()) {
+                    published.push((port, hp));
+                }
+            }
+        }
+        published.sort_unstable();
+        published.dedup();
+        Ok(ContainerDetails {
+            id: c.id.unwrap_or_default(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            state: run_state,
+            health,
+            ips,
+            published,
+            labels: c
+                .config
+                .and_then(|cfg| cfg.labels)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            started_at: state.started_at.unwrap_or_default(),
+        })
+    }
+
+    /// Creates (does not start) a container from a ready-made body; returns its id.
+    pub async fn create_container(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> Result<String, EngineError> {
+        let opts = CreateContainerOptionsBuilder::default().name(name).build();
+        let created = self
+            .docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(|e| self.error(&format!("creating container {name}"), e))?;
+        Ok(created.id)
+    }
+
+    /// Creates (does not start) the container `spec` describes, named
+    /// `spec.container_name(suffix)`, and joins it to every network of the spec with its
+    /// aliases. Returns the id.
+    pub async fn create_from_spec(
+        &self,
+        spec: &crate::spec::ContainerSpec,
+        image: &str,
+        image_digest: &str,
+        suffix: &str,
+    ) -> Result<String, EngineError> {
+        let body = create_body(spec, image, image_digest)?;
+        let name = spec.container_name(suffix);
+        let id = self.create_container(&name, body).await?;
+        for extra in spec.networks.iter().skip(1) {
+            let req = bollard::models::NetworkConnectRequest {
+                container: id.clone(),
+                endpoint_config: Some(bollard::models::EndpointSettings {
+                    aliases: Some(extra.aliases.clone()),
+                    ..Default::default()
+                }),
+            };
+            if let Err(e) = self.docker.connect_network(&extra.network, req).await {
+                let err = self.error(&format!("joining {name} to network {}", extra.network), e);
+                let _ = self.remove_container(&id).await;
+                return Err(err);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Starts a created container.
+    pub async fn start_container(&self, id: &str) -> Result<(), EngineError> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| self.error(&format!("starting container {id}"), e))
+    }
+
+    /// Stops gracefully: SIGTERM (or the image's stop signal), then SIGKILL after `grace`.
+    /// A container that is already stopped or gone is fine.
+    pub async fn stop_container(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
+        let secs = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        let opts = StopContainerOptionsBuilder::default().t(secs).build();
+        match self.docker.stop_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304 | 404,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(self.error(&format!("stopping container {id}"), e)),
+        }
+    }
+
+    /// Removes a container (forcibly, so a running one is killed). A missing one is fine.
+    pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        let opts = RemoveContainerOptionsBuilder::default().force(true).build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.error(&format!("removing container {id}"), e)),
+        }
+    }
+
+    /// The last `lines` lines of a container's stdout and stderr.
+    pub async fn logs_tail(&self, id: &str, lines: usize) -> Result<String, EngineError> {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(id, Some(opts));
+        let mut out = String::new();
+        while let Some(item) = stream.next().await {
+            let chunk = item.map_err(|e| self.error(&format!("reading logs of {id}"), e))?;
+            out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        Ok(out)
+    }
+
+    /// Networks carrying all of `labels`.
+    pub async fn list_networks(
+        &self,
+        labels: &[(&str, Option<&str>)],
+    ) -> Result<Vec<Resource>, EngineError> {
+        let filters = label_filters(labels);
+        let opts = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_networks(Some(opts))
+            .await
+            .map_err(|e| self.error("listing networks", e))?;
+        Ok(list
+            .into_iter()
+            .map(|n| Resource {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default().into_iter().collect(),
+            })
+            .collect())
+    }
+
+    /// Creates a bridge network.
+    pub async fn create_network(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".to_string()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(req)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(&format!("creating network {name}"), e))
+    }
+
+    /// Removes a network; a missing one is fine.
+    pub async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.error(&format!("removing network {name}"), e)),
+        }
+    }
+
+    /// Volumes carrying all of `labels`.
+    pub async fn list_volumes(
+        &self,
+        labels: &[(&str, Option<&str>)],
+    ) -> Result<Vec<Resource>, EngineError> {
+        let filters = label_filters(labels);
+        let opts = ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_volumes(Some(opts))
+            .await
+            .map_err(|e| self.error("listing volumes", e))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| Resource {
+                id: v.name.clone(),
+                name: v.name,
+                labels: v.labels.into_iter().collect(),
+            })
+            .collect())
+    }
+
+    /// Creates a named volume (idempotent on the engine's side).
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let req = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(req)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(&format!("creating volume {name}"), e))
+    }
+
+    /// Removes a volume; a missing one is fine.
+    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let opts = RemoveVolumeOptionsBuilder::default().force(true).build();
+        match self.docker.remove_volume(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.error(&format!("removing volume {name}"), e)),
+        }
+    }
+
+    /// A local image, or `None` when the engine does not have it.
+    pub async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(img) => {
+                let config = img.config.unwrap_or_default();
+                let has_healthcheck = config
+                    .healthcheck
+                    .and_then(|h| h.test)
+                    .is_some_and(|t| t.first().is_some_and(|k| k != "NONE"));
+                Ok(Some(ImageInfo {
+                    id: img.id.unwrap_or_default(),
+                    repo_digests: img.repo_digests.unwrap_or_default(),
+                    has_healthcheck,
+                    labels: config.labels.unwrap_or_default().into_iter().collect(),
+                }))
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(self.error(&format!("inspecting image {reference}"), e)),
+        }
+    }
+
+    /// Pulls `reference` (`repo:tag` or `repo@digest`), reporting progress to `on_event`.
+    pub async fn pull(
+        &self,
+        reference: &str,
+        auth: Option<&PullAuth>,
+        on_event: &mut (dyn FnMut(PullEvent) + Send),
+    ) -> Result<(), EngineError> {
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(reference)
+            .build();
+        let creds = auth.map(|a| bollard::auth::DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            serveraddress: Some(a.server.clone()),
+            ..Default::default()
+        });
+        let mut stream = self.docker.create_image(Some(opts), None, creds);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| self.error(&format!("pulling image {reference}"), e))?;
+            let detail = info.progress_detail.unwrap_or_default();
+            on_event(PullEvent {
+                layer: info.id,
+                status: info.status.unwrap_or_default(),
+                current: detail.current.and_then(|c| u64::try_from(c).ok()),
+                total: detail.total.and_then(|c| u64::try_from(c).ok()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes sure a file-less image named `name` exists (imported from an empty archive), for
+    /// containers that are never started and only carry labels, such as the deploy lock.
+    pub async fn ensure_marker_image(&self, name: &str) -> Result<(), EngineError> {
+        if self.image(name).await?.is_some() {
+            return Ok(());
+        }
+        let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
+        let opts = CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(repo)
+            .tag(tag)
+            .changes(vec![
+                "CMD [\"/marker\"]".to_string(),
+                "LABEL io.deployer.marker=true".to_string(),
+            ])
+            .build();
+        // An empty tar archive is two 512-byte zero blocks.
+        let body = bollard::body_full(bytes::Bytes::from(vec![0u8; 1024]));
+        let mut stream = self.docker.create_image(Some(opts), Some(body), None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| self.error(&format!("importing marker image {name}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a never-started container from the marker image, carrying `labels`. Creation
+    /// is atomic: when the name is taken the result is [`EngineError::Conflict`].
+    pub async fn create_marker(
+        &self,
+        image: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String, EngineError> {
+        self.ensure_marker_image(image).await?;
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            labels: Some(labels.clone().into_iter().collect::<HashMap<_, _>>()),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        self.create_container(name, body).await
+    }
+
+    fn error(&self, action: &str, e: bollard::errors::Error) -> EngineError {
+        use bollard::errors::Error as B;
+        match e {
+            B::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } => EngineError::NotFound {
+                action: action.to_string(),
+                detail: message,
+            },
+            B::DockerResponseServerError {
+                status_code: 409,
+                message,
+            } => EngineError::Conflict {
+                action: action.to_string(),
+                what: message,
+            },
+            B::DockerResponseServerError { message, .. } => EngineError::Api {
+                action: action.to_string(),
+                detail: message,
+            },
+            B::DockerStreamError { error } => EngineError::Api {
+                action: action.to_string(),
+                detail: error,
+            },
+            B::HyperResponseError { .. } | B::IOError { .. } | B::RequestTimeoutError => {
+                EngineError::Unreachable {
+                    host: self.options.host.clone(),
+                    detail: format!("{action}: {}", short_error(&e)),
+                }
+            }
+            other => EngineError::Api {
+                action: action.to_string(),
+                detail: short_error(&other),
+            },
+        }
+    }
+}
+
+/// Installs rustls' ring provider as the process default (once; later calls are no-ops).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn label_filters(labels: &[(&str, Option<&str>)]) -> HashMap<String, Vec<String>> {
+    let values = labels
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => (*k).to_string(),
+        })
+        .collect();
+    HashMap::from([("label".to_string(), values)])
+}
+
+fn container_info(c: bollard::models::ContainerSummary) -> ContainerInfo {
+    let status = c.status.unwrap_or_default();
+    let state = match c.state.map(|s| s.to_string()).as_deref() {
+        Some("created") => RunState::Created,
+        Some("running") => RunState::Running,
+        Some("paused") => RunState::Paused,
+        Some("restarting") => RunState::Restarting,
+        Some("removing") => RunState::Removing,
+        Some("exited") => RunState::Exited {
+            code: exit_code_from_status(&status).unwrap_or(0),
+        },
+        Some("dead") => RunState::Dead,
+        _ => RunState::Unknown,
+    };
+    ContainerInfo {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .names
+            .and_then(|n| n.into_iter().next())
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
+        image: c.image.unwrap_or_default(),
+        image_id: c.image_id.unwrap_or_default(),
+        labels: c.labels.unwrap_or_default().into_iter().collect(),
+        state,
+        health: health_from_status(&status),
+        created: c.created.unwrap_or(0),
+        status,
+    }
+}
+
+/// API 1.41 lists health only inside the status line: `Up 2 minutes (healthy)`.
+fn health_from_status(status: &str) -> DockerHealth {
+    if status.contains("(healthy)") {
+        DockerHealth::Healthy
+    } else if status.contains("(unhealthy)") {
+        DockerHealth::Unhealthy
+    } else if status.contains("(health: starting)") {
+        DockerHealth::Starting
+    } else {
+        DockerHealth::None
+    }
+}
+
+/// `Exited (137) 5 seconds ago` -> 137.
+fn exit_code_from_status(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split(')').next()?.parse().ok()
+}
+
+/// The innermost, most telling part of a bollard error, on one line.
+fn short_error(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg = format!("{msg}: {text}");
+        }
+        source = s.source();
+    }
+    msg.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(
+            health_from_status("Up 2 minutes (healthy)"),
+            DockerHealth::Healthy
+        );
+        assert_eq!(
+            health_from_status("Up 1 second (health: starting)"),
+            DockerHealth::Starting
+        );
+        assert_eq!(
+            health_from_status("Up 9 seconds (unhealthy)"),
+            DockerHealth::Unhealthy
+        );
+        assert_eq!(health_from_status("Up 2 minutes"), DockerHealth::None);
+        assert_eq!(
+            exit_code_from_status("Exited (137) 5 seconds ago"),
+            Some(137)
+        );
+        assert_eq!(exit_code_from_status("Up 2 minutes"), None);
+    }
+}

@@ -1,0 +1,192 @@
+//! The deploy lock: a never-started container named `<project>-deploy-lock` whose labels
+//! record who holds it. Creating a container by name is atomic on the engine, so two applies
+//! (from any machines deploying to this engine) cannot both take it.
+
+use std::collections::BTreeMap;
+
+use crate::engine::{Engine, EngineError};
+use crate::labels;
+
+/// Image the lock and history markers are created from (imported from an empty archive).
+pub const MARKER_IMAGE: &str = "deployer-marker:1";
+
+const HOLDER: &str = "deployer.lock.holder";
+const HOST: &str = "deployer.lock.host";
+const SINCE: &str = "deployer.lock.since";
+const COMMAND: &str = "deployer.lock.command";
+const PID: &str = "deployer.lock.pid";
+
+/// Who holds (or wants) the lock.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockInfo {
+    pub project: String,
+    /// User name.
+    pub holder: String,
+    /// Machine the holder runs on.
+    pub host: String,
+    /// RFC 3339 time it was taken.
+    pub since: String,
+    /// The command line that took it.
+    pub command: String,
+    pub pid: u32,
+}
+
+/// Taking or reading the lock failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("project {project} is locked by {holder}@{host} since {since} (`{command}`, pid {pid}); wait for it to finish, or if it died run `deployer lock release`", project = .0.project, holder = .0.holder, host = .0.host, since = .0.since, command = .0.command, pid = .0.pid)]
+    Held(Box<LockInfo>),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// A held lock; release it with [`Lock::release`].
+#[derive(Debug)]
+pub struct Lock {
+    id: String,
+    pub info: LockInfo,
+}
+
+/// The engine name of a project's lock container.
+pub fn lock_name(project: &str) -> String {
+    format!("{project}-deploy-lock")
+}
+
+impl LockInfo {
+    /// A lock request for this process: user from `USER`/`LOGNAME`, host from `HOSTNAME` or
+    /// `/etc/hostname`, the current time.
+    pub fn for_this_process(project: &str, command: &str) -> LockInfo {
+        LockInfo {
+            project: project.to_string(),
+            holder: whoami(),
+            host: hostname(),
+            since: now_rfc3339(),
+            command: command.to_string(),
+            pid: std::process::id(),
+        }
+    }
+
+    fn to_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (
+                labels::MANAGED_BY.to_string(),
+                labels::MANAGED_BY_VALUE.to_string(),
+            ),
+            (labels::PROJECT.to_string(), self.project.clone()),
+            (labels::LOCK.to_string(), "true".to_string()),
+            (HOLDER.to_string(), self.holder.clone()),
+            (HOST.to_string(), self.host.clone()),
+            (SINCE.to_string(), self.since.clone()),
+            (COMMAND.to_string(), self.command.clone()),
+            (PID.to_string(), self.pid.to_string()),
+        ])
+    }
+
+    fn from_labels(project: &str, l: &BTreeMap<String, String>) -> LockInfo {
+        let get = |k: &str| l.get(k).cloned().unwrap_or_else(|| "?".to_string());
+        LockInfo {
+            project: project.to_string(),
+            holder: get(HOLDER),
+            host: get(HOST),
+            since: get(SINCE),
+            command: get(COMMAND),
+            pid: l.get(PID).and_then(|p| p.parse().ok()).unwrap_or(0),
+        }
+    }
+}
+
+/// Takes the lock, or fails at once naming the holder.
+pub async fn acquire(engine: &Engine, info: LockInfo) -> Result<Lock, LockError> {
+    let name = lock_name(&info.project);
+    match engine
+        .create_marker(MARKER_IMAGE, &name, &info.to_labels())
+        .await
+    {
+        Ok(id) => Ok(Lock { id, info }),
+        Err(e) if e.is_conflict() => match status(engine, &info.project).await? {
+            Some(holder) => Err(LockError::Held(Box::new(holder))),
+            // Released between our attempt and the look-up: try once more.
+            None => {
+                let id = engine
+                    .create_marker(MARKER_IMAGE, &name, &info.to_labels())
+                    .await
+                    .map_err(|e| match e {
+                        e if e.is_conflict() => LockError::Held(Box::new(LockInfo {
+                            holder: "another deployer".into(),
+                            host: "?".into(),
+                            since: "just now".into(),
+                            command: "?".into(),
+                            pid: 0,
+                            project: info.project.clone(),
+                        })),
+                        e => LockError::Engine(e),
+                    })?;
+                Ok(Lock { id, info })
+            }
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Lock {
+    /// Frees the lock.
+    pub async fn release(self, engine: &Engine) -> Result<(), EngineError> {
+        engine.remove_container(&self.id).await
+    }
+}
+
+/// The current holder of the project's lock, if any.
+pub async fn status(engine: &Engine, project: &str) -> Result<Option<LockInfo>, EngineError> {
+    let list = engine
+        .list_containers(&[(labels::PROJECT, Some(project)), (labels::LOCK, None)])
+        .await?;
+    Ok(list
+        .into_iter()
+        .next()
+        .map(|c| LockInfo::from_labels(project, &c.labels)))
+}
+
+/// Frees the project's lock whoever holds it; returns who held it.
+pub async fn force_release(
+    engine: &Engine,
+    project: &str,
+) -> Result<Option<LockInfo>, EngineError> {
+    let list = engine
+        .list_containers(&[(labels::PROJECT, Some(project)), (labels::LOCK, None)])
+        .await?;
+    let mut held = None;
+    for c in list {
+        held = Some(LockInfo::from_labels(project, &c.labels));
+        engine.remove_container(&c.id).await?;
+    }
+    Ok(held)
+}
+
+/// The user running this process.
+pub fn whoami() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// This machine's name.
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The current UTC time as RFC 3339.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "unknown".to_string())
+}
