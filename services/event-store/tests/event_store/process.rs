@@ -1,0 +1,331 @@
+//! Tests against the real binary: SIGKILL under load loses no acknowledged append, and SIGTERM
+//! drains in-flight work and exits 0.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{event, free_port, send, ServiceProcess};
+
+/// One acknowledged append: its events' ids and the answer.
+struct Acked {
+    stream: String,
+    ids: Vec<String>,
+    version: u64,
+    position: u64,
+}
+
+/// Appends from `clients` tasks until `stop` is set; returns every acknowledged append.
+async fn load(address: String, clients: usize, stop: Arc<AtomicBool>) -> Vec<Acked> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        let address = address.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = format!("crash-{c}");
+            let mut acked = Vec::new();
+            let mut version = 0u64;
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                // Mix single events and small batches.
+                let events: Vec<Value> = (0..(1 + i % 3))
+                    .map(|k| event("Loaded", json!({"c": c, "i": i, "k": k})))
+                    .collect();
+                let body = json!({"expected_version": version, "events": events}).to_string();
+                let url = format!("{address}/streams/{stream}/events");
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                let Ok(response) = response else { break };
+                if response.status() != StatusCode::OK {
+                    break;
+                }
+                let Ok(answer) = response.json::<Value>().await else {
+                    break;
+                };
+                let new_version = answer["version"].as_u64().expect("version");
+                assert_eq!(new_version, version + events.len() as u64);
+                version = new_version;
+                acked.push(Acked {
+                    stream: stream.clone(),
+                    ids: events
+                        .iter()
+                        .map(|e| e["event_id"].as_str().expect("id").to_owned())
+                        .collect(),
+                    version,
+                    position: answer["position"].as_u64().expect("position"),
+                });
+            }
+            acked
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("load task"));
+    }
+    all
+}
+
+/// Reads the whole global log and checks it is dense (1..=head) with unique event ids.
+async fn check_log(client: &reqwest::Client, address: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let (status, page) = send(
+            client,
+            &format!("{address}/events?after={after}&limit=5000"),
+            "GET",
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let batch = page["events"].as_array().expect("events").clone();
+        if batch.is_empty() {
+            assert_eq!(page["head"], after, "head beyond the last readable event");
+            break;
+        }
+        for e in batch {
+            let position = e["position"].as_u64().expect("position");
+            assert_eq!(position, after + 1, "gap in the global log after {after}");
+            after = position;
+            events.push(e);
+        }
+    }
+    let unique: HashSet<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["stream_id"].as_str().expect("s").to_owned(),
+                e["event_id"].as_str().expect("id").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(unique.len(), events.len(), "an event is stored twice");
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_under_load_loses_no_acknowledged_append() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let process = ServiceProcess::start(dir.path(), port);
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = tokio::spawn(load(process.address(), 32, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    process.signal(Signal::SIGKILL);
+    stop.store(true, Ordering::Relaxed);
+    let acked = loader.await.expect("loader");
+    drop(process);
+    assert!(
+        acked.len() > 50,
+        "too little load to prove anything: {} appends",
+        acked.len()
+    );
+
+    let process = ServiceProcess::start(dir.path(), port);
+    let client = reqwest::Client::new();
+    let log = check_log(&client, &process.address()).await;
+    eprintln!("{} events recovered after SIGKILL", log.len());
+
+    // Every acknowledged event is there, at the version and position it was acknowledged with.
+    let by_id: HashMap<&str, &Value> = log
+        .iter()
+        .map(|e| (e["event_id"].as_str().expect("id"), e))
+        .collect();
+    for a in &acked {
+        let last = by_id
+            .get(a.ids.last().expect("non-empty").as_str())
+            .unwrap_or_else(|| {
+                panic!(
+                    "acknowledged append to {} at version {} is lost",
+                    a.stream, a.version
+                )
+            });
+        assert_eq!(last["version"], a.version);
+        assert_eq!(last["position"], a.position);
+        assert_eq!(last["stream_id"], a.stream.as_str());
+        for id in &a.ids {
+            assert!(
+                by_id.contains_key(id.as_str()),
+                "event {id} of an acknowledged batch is lost"
+            );
+        }
+    }
+    // Every stream is dense: versions 1..=n.
+    let mut streams: HashMap<&str, Vec<u64>> = HashMap::new();
+    for e in &log {
+        streams
+            .entry(e["stream_id"].as_str().expect("s"))
+            .or_default()
+            .push(e["version"].as_u64().expect("v"));
+    }
+    for (stream, versions) in streams {
+        assert_eq!(
+            versions,
+            (1..=versions.len() as u64).collect::<Vec<_>>(),
+            "stream {stream} has a gap"
+        );
+    }
+    // The restarted store keeps accepting appends after the recovered head.
+    let head = log.len() as u64;
+    let body = json!({"expected_version": 0, "events": [event("After", json!(1))]}).to_string();
+    let (status, answer) = send(
+        &client,
+        &format!("{}/streams/after-crash/events", process.address()),
+        "POST",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["position"], head + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unacknowledged_events_are_redelivered_after_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let process = ServiceProcess::start(dir.path(), port);
+    let client = reqwest::Client::new();
+    let address = process.address();
+    send(
+        &client,
+        &format!("{address}/subscriptions/proj"),
+        "PUT",
+        Some("{}".into()),
+    )
+    .await;
+    for i in 0..5 {
+        let body = json!({"expected_version": "any", "events": [event("E", json!(i))]}).to_string();
+        send(
+            &client,
+            &format!("{address}/streams/s/events"),
+            "POST",
+            Some(body),
+        )
+        .await;
+    }
+    let (_, delivered) = send(
+        &client,
+        &format!("{address}/subscriptions/proj/events"),
+        "GET",
+        None,
+    )
+    .await;
+    assert_eq!(delivered["events"].as_array().map(Vec::len), Some(5));
+    let (status, _) = send(
+        &client,
+        &format!("{address}/subscriptions/proj/ack"),
+        "POST",
+        Some(json!({"position": 2}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    process.signal(Signal::SIGKILL);
+    drop(process);
+
+    let process = ServiceProcess::start(dir.path(), port);
+    let (_, again) = send(
+        &client,
+        &format!("{}/subscriptions/proj/events", process.address()),
+        "GET",
+        None,
+    )
+    .await;
+    let positions: Vec<u64> = again["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["position"].as_u64().expect("p"))
+        .collect();
+    assert_eq!(positions, vec![3, 4, 5]);
+    assert_eq!(
+        again["events"][0]["event_id"],
+        delivered["events"][2]["event_id"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_finishes_in_flight_work_and_exits_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut process = ServiceProcess::start(dir.path(), port);
+    let address = process.address();
+    let client = reqwest::Client::new();
+    send(
+        &client,
+        &format!("{address}/subscriptions/g"),
+        "PUT",
+        Some("{}".into()),
+    )
+    .await;
+
+    // Open connections that would otherwise keep the server busy: a long-poll and an SSE stream.
+    let poll = tokio::spawn({
+        let client = client.clone();
+        let url = format!("{address}/events?after=0&wait_ms=60000&event_types=Never");
+        async move { send(&client, &url, "GET", None).await }
+    });
+    let sse = client
+        .get(format!("{address}/subscriptions/g/stream"))
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(sse.status(), StatusCode::OK);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = tokio::spawn(load(address.clone(), 16, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    process.signal(Signal::SIGTERM);
+    let status = tokio::task::spawn_blocking(move || {
+        let status = process.wait_exit(Duration::from_secs(20));
+        (status, process)
+    })
+    .await
+    .expect("join");
+    stop.store(true, Ordering::Relaxed);
+    let (status, process) = status;
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM must exit 0, got {status:?}"
+    );
+    let acked = loader.await.expect("loader");
+    let (poll_status, _) = poll.await.expect("long-poll task");
+    assert_eq!(
+        poll_status,
+        StatusCode::OK,
+        "the long-poll was answered at shutdown"
+    );
+    drop(sse);
+    drop(process);
+
+    let process = ServiceProcess::start(dir.path(), port);
+    let log = check_log(&client, &process.address()).await;
+    let stored: HashSet<&str> = log
+        .iter()
+        .map(|e| e["event_id"].as_str().expect("id"))
+        .collect();
+    for a in &acked {
+        for id in &a.ids {
+            assert!(
+                stored.contains(id.as_str()),
+                "acknowledged event {id} lost by a graceful stop"
+            );
+        }
+    }
+    assert!(!acked.is_empty());
+}
