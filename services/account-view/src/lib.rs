@@ -1,1 +1,260 @@
-//! The account view: CQRS query side.
+//! The account view: the CQRS query side. It follows the event store's global log, projects
+//! account and transfer events into denormalized documents in its own SQLite file, and answers
+//! queries, waiting a bounded time for a `min_version` a client needs (read-your-writes).
+//!
+//! Each batch of events is applied in one SQLite transaction together with the checkpoint (the
+//! global position of the last event applied), so every event changes the view exactly once,
+//! across restarts and redeliveries.
+
+pub mod db;
+mod follower;
+mod http;
+pub mod projection;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use es_core::EventStoreClient;
+use service_kit::Counter;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use db::{AccountDoc, DbError, TransferDoc, ViewDb};
+pub use follower::{catch_up, FollowError};
+pub use http::router;
+
+/// The name of the view's database file inside `DATA_DIR`.
+pub const DB_FILE: &str = "account-view.sqlite3";
+
+/// The service's settings; [`Config::from_env`] documents the variables.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: [u8; 4],
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub event_store_url: String,
+    /// How long a query with `min_version` waits for the view to catch up before a 503.
+    pub max_wait: Duration,
+    /// Empty the view and rebuild it from position 0 before serving.
+    pub rebuild: bool,
+    /// Follow the event store (off only in tests that feed the view by hand).
+    pub follow: bool,
+}
+
+impl Config {
+    /// `PORT` (8103), `DATA_DIR` (./data), `EVENT_STORE_URL` (http://127.0.0.1:8100),
+    /// `VIEW_MAX_WAIT_MS` (2000), `VIEW_REBUILD` (false).
+    pub fn from_env() -> Result<Self, service_kit::ConfigError> {
+        Ok(Self {
+            host: [0, 0, 0, 0],
+            port: service_kit::env_port(8103)?,
+            data_dir: PathBuf::from(service_kit::env_or("DATA_DIR", "./data".to_owned())?),
+            event_store_url: service_kit::env_or(
+                "EVENT_STORE_URL",
+                "http://127.0.0.1:8100".to_owned(),
+            )?,
+            max_wait: Duration::from_millis(service_kit::env_or("VIEW_MAX_WAIT_MS", 2000u64)?),
+            rebuild: service_kit::env_or("VIEW_REBUILD", false)?,
+            follow: true,
+        })
+    }
+
+    /// Loopback, port 0, this data dir and event store: for tests.
+    pub fn for_tests(data_dir: impl Into<PathBuf>, event_store_url: &str) -> Self {
+        Self {
+            host: [127, 0, 0, 1],
+            port: 0,
+            data_dir: data_dir.into(),
+            event_store_url: event_store_url.to_owned(),
+            max_wait: Duration::from_secs(2),
+            rebuild: false,
+            follow: true,
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join(DB_FILE)
+    }
+}
+
+/// Read connections, handed out round-robin; each is used on a blocking thread.
+#[derive(Clone)]
+pub struct Readers {
+    conns: Arc<Vec<Mutex<ViewDb>>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Readers {
+    fn open(path: &std::path::Path, n: usize) -> Result<Self, DbError> {
+        let conns = (0..n.max(1))
+            .map(|_| ViewDb::open(path).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            conns: Arc::new(conns),
+            next: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Runs `f` with one read connection on a blocking thread.
+    pub async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ViewDb) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let conns = self.conns.clone();
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % conns.len();
+        tokio::task::spawn_blocking(move || {
+            let guard = conns[i].lock().unwrap_or_else(|p| p.into_inner());
+            f(&guard)
+        })
+        .await
+        .unwrap_or_else(|join| Err(DbError::Task(join.to_string())))
+    }
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Readers({})", self.conns.len())
+    }
+}
+
+/// What the handlers and the follower share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub readers: Readers,
+    /// The checkpoint after each committed batch; queries wait on it.
+    pub checkpoint: watch::Receiver<u64>,
+    pub max_wait: Duration,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Counters shown at `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub events_applied: Counter,
+    pub batches: Counter,
+    pub out_of_date: Counter,
+    pub head: service_kit::Gauge,
+}
+
+/// Why the view could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not create the data directory {path}: {source}; check DATA_DIR")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("could not bind the account view to port {port}: {source}; choose another PORT")]
+    Bind {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid EVENT_STORE_URL: {0}")]
+    Store(#[from] es_core::ClientError),
+}
+
+/// The bound, ready-to-run view.
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    state: AppState,
+    writer: ViewDb,
+    client: EventStoreClient,
+    checkpoint_tx: watch::Sender<u64>,
+    follow: bool,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let path = config.db_path();
+        let mut writer = ViewDb::open(&path)?;
+        if config.rebuild {
+            tracing::info!("rebuilding the view from position 0");
+            writer.reset()?;
+        }
+        let checkpoint = writer.checkpoint()?;
+        let (checkpoint_tx, checkpoint_rx) = watch::channel(checkpoint);
+        let state = AppState {
+            readers: Readers::open(&path, 4)?,
+            checkpoint: checkpoint_rx,
+            max_wait: config.max_wait,
+            metrics: Arc::new(Metrics::default()),
+        };
+        let client = EventStoreClient::new(&config.event_store_url)?;
+        let addr = SocketAddr::from((config.host, config.port));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                port: config.port,
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(config.port);
+        Ok(Self {
+            listener,
+            port,
+            state,
+            writer,
+            client,
+            checkpoint_tx,
+            follow: config.follow,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves and follows the event store until SIGTERM or Ctrl-C.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(service_kit::shutdown_signal()).await
+    }
+
+    /// Serves and follows the event store until `stop` resolves. The batch being applied is
+    /// committed (or not at all) before the process ends.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let token = CancellationToken::new();
+        let cancel = token.clone();
+        let follower = if self.follow {
+            let stopped = token.clone().cancelled_owned();
+            Some(tokio::spawn(follower::follow(
+                self.client,
+                self.writer,
+                self.checkpoint_tx,
+                self.state.metrics.clone(),
+                stopped,
+            )))
+        } else {
+            None
+        };
+        tracing::info!(port = self.port, "account view listening");
+        let server =
+            axum::serve(self.listener, router(self.state)).with_graceful_shutdown(async move {
+                stop.await;
+                token.cancel();
+            });
+        let result = server.await;
+        cancel.cancel();
+        if let Some(follower) = follower {
+            let _ = tokio::time::timeout(Duration::from_secs(10), follower).await;
+        }
+        result
+    }
+}
