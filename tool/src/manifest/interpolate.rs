@@ -68,12 +68,16 @@ fn expand(
         return value.ok_or_else(|| {
             Problem::new(
                 format!("the variable `{name}` is not set"),
-                format!("set {name} in the environment, or give a default with ${{{name}:-default}}"),
+                format!(
+                    "set {name} in the environment, or give a default with ${{{name}:-default}}"
+                ),
             )
         });
     }
     if let Some(default) = op.strip_prefix(":-") {
-        return Ok(value.filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned()));
+        return Ok(value
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_owned()));
     }
     if let Some(default) = op.strip_prefix('-') {
         return Ok(value.unwrap_or_else(|| default.to_owned()));

@@ -121,7 +121,12 @@ pub struct ImageRef {
 impl ImageRef {
     pub fn parse(s: &str) -> Result<Self, Problem> {
         let fix = "write an image reference like `api:1.2`, `registry.example.com:5000/team/api:1.2` or `api@sha256:<64 hex digits>`";
-        let bad = |why: &str| Err(Problem::new(format!("`{s}` is not a valid image reference: {why}"), fix));
+        let bad = |why: &str| {
+            Err(Problem::new(
+                format!("`{s}` is not a valid image reference: {why}"),
+                fix,
+            ))
+        };
         if s.is_empty() {
             return Err(Problem::new("the image reference is empty", fix));
         }
@@ -131,7 +136,9 @@ impl ImageRef {
         let (rest, digest) = match s.split_once('@') {
             Some((rest, digest)) => {
                 if !is_valid_digest(digest) {
-                    return bad("the digest must look like `sha256:` followed by 64 lowercase hex digits");
+                    return bad(
+                        "the digest must look like `sha256:` followed by 64 lowercase hex digits",
+                    );
                 }
                 (rest, Some(digest.to_owned()))
             }
@@ -157,7 +164,9 @@ impl ImageRef {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
             if !valid {
-                return bad("the tag may hold only letters, digits, `_`, `.` and `-` (at most 128)");
+                return bad(
+                    "the tag may hold only letters, digits, `_`, `.` and `-` (at most 128)",
+                );
             }
         }
         let mut parts: Vec<&str> = name.split('/').collect();
@@ -201,10 +210,16 @@ impl ImageRef {
 fn is_valid_digest(d: &str) -> bool {
     match d.split_once(':') {
         Some(("sha256", hex)) => {
-            hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         }
         Some(("sha512", hex)) => {
-            hex.len() == 128 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            hex.len() == 128
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         }
         _ => false,
     }
@@ -223,7 +238,9 @@ fn is_valid_registry(host: &str) -> bool {
     !name.is_empty()
         && name.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -325,21 +342,34 @@ impl PortMapping {
                     format!("port {p} in `{s}` is out of range"),
                     "ports are between 1 and 65535",
                 )),
-                Err(_) => Err(Problem::new(format!("`{s}` is not a valid port mapping"), fix)),
+                Err(_) => Err(Problem::new(
+                    format!("`{s}` is not a valid port mapping"),
+                    fix,
+                )),
             }
         };
         // An IPv6 host ip is written in brackets: [::1]:8080:80.
         let (host_ip, rest) = if let Some(stripped) = body.strip_prefix('[') {
             match stripped.split_once("]:") {
                 Some((ip, rest)) => (Some(ip), rest),
-                None => return Err(Problem::new(format!("`{s}` is not a valid port mapping"), fix)),
+                None => {
+                    return Err(Problem::new(
+                        format!("`{s}` is not a valid port mapping"),
+                        fix,
+                    ))
+                }
             }
         } else {
             let parts: Vec<&str> = body.split(':').collect();
             match parts.len() {
                 3 => (Some(parts[0]), &body[parts[0].len() + 1..]),
                 1 | 2 => (None, body),
-                _ => return Err(Problem::new(format!("`{s}` is not a valid port mapping"), fix)),
+                _ => {
+                    return Err(Problem::new(
+                        format!("`{s}` is not a valid port mapping"),
+                        fix,
+                    ))
+                }
             }
         };
         let host_ip = match host_ip {
@@ -681,7 +711,10 @@ mod tests {
     #[test]
     fn image_refs() {
         check_image("api", "registry=None repo=api tag=None digest=None");
-        check_image("api:1.2", "registry=None repo=api tag=Some(\"1.2\") digest=None");
+        check_image(
+            "api:1.2",
+            "registry=None repo=api tag=Some(\"1.2\") digest=None",
+        );
         check_image(
             "127.0.0.1:5000/team/api:v1",
             "registry=Some(\"127.0.0.1:5000\") repo=team/api tag=Some(\"v1\") digest=None",
@@ -717,14 +750,20 @@ mod tests {
     fn ports() {
         check_port("8080:80", "8080:80 None Some(8080) 80");
         check_port("80", "80 None None 80");
-        check_port("127.0.0.1:8080:80", "127.0.0.1:8080:80 Some(127.0.0.1) Some(8080) 80");
+        check_port(
+            "127.0.0.1:8080:80",
+            "127.0.0.1:8080:80 Some(127.0.0.1) Some(8080) 80",
+        );
         check_port("[::1]:8080:80", "[::1]:8080:80 Some(::1) Some(8080) 80");
         check_port("5353:53/udp", "5353:53/udp None Some(5353) 53");
         check_port(
             "70000:80",
             "error: port 70000 in `70000:80` is out of range; ports are between 1 and 65535",
         );
-        check_port("80/sctp", "error: unknown protocol `sctp` in port `80/sctp`; use `/tcp` or `/udp`");
+        check_port(
+            "80/sctp",
+            "error: unknown protocol `sctp` in port `80/sctp`; use `/tcp` or `/udp`",
+        );
         check_port("x:80", "error: `x:80` is not a valid port mapping; write ports like \"8080:80\", \"127.0.0.1:8080:80\", \"80\" or \"5353:53/udp\"");
     }
 
@@ -774,7 +813,10 @@ mod tests {
     fn secret_never_shows_its_value() {
         let s = Secret::new("hunter2".into());
         assert_eq!(format!("{s} {s:?}"), "(sensitive) (sensitive)");
-        assert_eq!(serde_json::to_string(&s).ok().as_deref(), Some("\"(sensitive)\""));
+        assert_eq!(
+            serde_json::to_string(&s).ok().as_deref(),
+            Some("\"(sensitive)\"")
+        );
         assert_eq!(s.expose(), Some("hunter2"));
     }
 }

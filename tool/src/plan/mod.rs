@@ -16,7 +16,7 @@ use crate::labels;
 use crate::manifest::{Manifest, NetworkSpec, UpdatePolicy, VolumeSpec};
 use crate::spec::{self, ContainerSpec};
 
-pub use render::render_human;
+pub use render::{reason_text, render_human, short_digest, summary_line};
 
 /// Version of the saved-plan and `--output json` format. Bumped on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -189,7 +189,9 @@ pub struct Summary {
 /// Why a saved plan cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("the saved plan is not valid JSON: {0}; save it again with `deployer plan --out FILE`")]
+    #[error(
+        "the saved plan is not valid JSON: {0}; save it again with `deployer plan --out FILE`"
+    )]
     Parse(#[from] serde_json::Error),
     #[error("the saved plan has format version {found}, this deployer reads version {FORMAT_VERSION}; make the plan again with this deployer")]
     Version { found: u32 },
@@ -218,9 +220,7 @@ pub fn compute(manifest: &Manifest, observed: &Observed) -> Plan {
         let desired: Vec<ContainerSpec> = (1..=service.replicas)
             .map(|r| spec::container_spec(manifest, service, r))
             .collect();
-        let current_list = by_service
-            .remove(service.name.as_str())
-            .unwrap_or_default();
+        let current_list = by_service.remove(service.name.as_str()).unwrap_or_default();
         let image_digest = service
             .image
             .digest
@@ -379,12 +379,11 @@ impl Plan {
             if sp.desired.is_empty() {
                 continue;
             }
-            let service = manifest
-                .services
-                .get(sp.service.as_str())
-                .ok_or_else(|| PlanError::ManifestChanged {
+            let service = manifest.services.get(sp.service.as_str()).ok_or_else(|| {
+                PlanError::ManifestChanged {
                     service: sp.service.clone(),
-                })?;
+                }
+            })?;
             for d in &mut sp.desired {
                 let fresh = spec::container_spec(manifest, service, d.replica);
                 if fresh.spec_hash != d.spec_hash {
@@ -521,7 +520,10 @@ fn service_action(
         );
     }
     if !changed_fields.is_empty() {
-        let at = usize::from(matches!(reasons.first(), Some(ReplaceReason::ImageChanged { .. })));
+        let at = usize::from(matches!(
+            reasons.first(),
+            Some(ReplaceReason::ImageChanged { .. })
+        ));
         reasons.insert(
             at,
             ReplaceReason::ConfigChanged {

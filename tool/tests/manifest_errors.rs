@@ -1,0 +1,88 @@
+//! Broken manifests, data-driven: every `tests/manifests/NAME.yaml` is loaded through
+//! `manifest::load` (with `NAME.overlay.yaml` on top when it exists) and must fail with exactly
+//! the message in `NAME.expected`. Set `UPDATE_EXPECT=1` to rewrite the `.expected` files from
+//! the current messages, then review the diff.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use deployer::manifest;
+
+/// The environment every case sees: only these variables are set.
+fn env(name: &str) -> Option<String> {
+    match name {
+        "TAG" => Some("1.2".to_owned()),
+        "DB_PASSWORD" => Some("s3cret".to_owned()),
+        _ => None,
+    }
+}
+
+#[test]
+fn broken_manifests_fail_with_their_exact_message() {
+    let dir = Path::new("tests/manifests");
+    let mut cases: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("tests/manifests is readable")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.ends_with(".yaml") && !name.ends_with(".overlay.yaml")
+        })
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 15,
+        "expected at least 15 broken manifests, found {}",
+        cases.len()
+    );
+
+    let update = std::env::var_os("UPDATE_EXPECT").is_some();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let mut files = vec![case.clone()];
+        let overlay = case.with_extension("overlay.yaml");
+        if overlay.exists() {
+            files.push(overlay);
+        }
+        let got = match manifest::load(&files, &env) {
+            Ok(m) => format!("unexpectedly valid: project {}", m.project),
+            Err(e) => e.to_string(),
+        };
+        let expected_path = case.with_extension("expected");
+        if update {
+            fs::write(&expected_path, format!("{got}\n")).expect("write .expected");
+            continue;
+        }
+        let expected = fs::read_to_string(&expected_path).unwrap_or_default();
+        if got != expected.trim_end() {
+            failures.push(format!(
+                "{}\n  expected: {}\n  got:      {}",
+                case.display(),
+                expected.trim_end(),
+                got
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_annotated_example_is_valid() {
+    let env = |name: &str| match name {
+        "DB_PASSWORD" => Some("example".to_owned()),
+        _ => None,
+    };
+    let m = manifest::load(&[PathBuf::from("manifest-example.yaml")], &env)
+        .unwrap_or_else(|e| panic!("manifest-example.yaml must load:\n{e}"));
+    assert_eq!(m.project.as_str(), "bank");
+    assert!(m.services.len() >= 3);
+    let order = m.deploy_order();
+    assert_eq!(
+        order[0].iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        ["event-store"]
+    );
+}
