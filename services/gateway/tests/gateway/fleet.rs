@@ -215,3 +215,75 @@ pub async fn call(
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, value)
 }
+
+impl Fleet {
+    /// Starts both saga handlers (for fleets spawned with `sagas: false`).
+    pub fn start_sagas(&self) {
+        let client = es_core::EventStoreClient::new(&self.store).expect("store url");
+        let accounts_state = accounts::AppState {
+            accounts: es_core::Repository::new(client.clone()).with_snapshots(100),
+            metrics: Default::default(),
+        };
+        let transfers_state = transfers::AppState {
+            transfers: es_core::Repository::new(client.clone()),
+            accounts: es_core::Repository::new(client),
+            metrics: Default::default(),
+        };
+        tokio::spawn(accounts::saga::run(
+            accounts_state,
+            self.stop.clone().cancelled_owned(),
+        ));
+        tokio::spawn(transfers::saga::run(
+            transfers_state,
+            self.stop.clone().cancelled_owned(),
+        ));
+    }
+
+    pub fn store_client(&self) -> es_core::EventStoreClient {
+        es_core::EventStoreClient::new(&self.store).expect("store url")
+    }
+
+    /// Every event in the store's global log, in order.
+    pub async fn all_events(&self) -> Vec<es_core::EventEnvelope> {
+        let client = self.store_client();
+        let mut out = Vec::new();
+        loop {
+            let after = out
+                .last()
+                .map_or(0, |e: &es_core::EventEnvelope| e.position);
+            let page = client
+                .read_all(after, 1000, Duration::ZERO)
+                .await
+                .expect("read log");
+            if page.events.is_empty() {
+                return out;
+            }
+            out.extend(page.events);
+        }
+    }
+
+    /// Waits until the live view has applied every event in the store.
+    pub async fn wait_view_caught_up(&self) {
+        let head = self.all_events().await.last().map_or(0, |e| e.position);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, health) = call(&self.http, &format!("{}/health", self.view), "GET", None).await;
+            if health["checkpoint"].as_u64().unwrap_or(0) >= head {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "view stuck at {health}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The live view's database file.
+    pub fn view_db_path(&self) -> std::path::PathBuf {
+        self.dir
+            .path()
+            .join("account-view")
+            .join(account_view::DB_FILE)
+    }
+}
