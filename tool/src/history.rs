@@ -203,6 +203,53 @@ pub fn last_changed_services(records: &[Record]) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Human rendering of records, newest first.
+pub fn render_human(records: &[Record]) -> String {
+    if records.is_empty() {
+        return "no history yet\n".into();
+    }
+    let mut out = String::new();
+    for r in records.iter().rev() {
+        let outcome = match r.outcome {
+            Outcome::Succeeded => "succeeded",
+            Outcome::NoChanges => "no changes",
+            Outcome::RolledBack => "failed, rolled back",
+            Outcome::Failed => "FAILED",
+        };
+        let kind = match r.kind {
+            Kind::Apply => "apply",
+            Kind::Rollback => "rollback",
+        };
+        out.push_str(&format!(
+            "#{}  {}  {kind}  {outcome}  by {}@{}{}\n",
+            r.id,
+            r.started_at,
+            r.user,
+            r.host,
+            r.ci_build
+                .as_deref()
+                .map(|b| format!("  (CI build {b})"))
+                .unwrap_or_default()
+        ));
+        for s in &r.services {
+            let short = |d: &Option<String>| {
+                d.as_deref()
+                    .map(|d| d.trim_start_matches("sha256:").chars().take(12).collect())
+                    .unwrap_or_else(|| "-".to_string())
+            };
+            out.push_str(&format!(
+                "    {:<20} {:<8} {} -> {}  {}\n",
+                s.service,
+                s.action,
+                short(&s.old_digest),
+                short(&s.new_digest),
+                s.result.lines().next().unwrap_or("")
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! deployer: plan and apply a fleet of services against a Docker Engine.
 
 pub mod apply;
+pub mod down;
 pub mod engine;
 pub mod history;
 pub mod labels;
@@ -10,4 +11,6 @@ pub mod observe;
 pub mod plan;
 pub mod progress;
 pub mod registry;
+pub mod smoke;
 pub mod spec;
+pub mod status;

@@ -9,14 +9,13 @@
 pub mod health;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use futures::future::join_all;
 
 use crate::engine::{Engine, EngineError};
 use crate::history::{self, Kind, Outcome, Record, ServiceRecord};
 use crate::lock::{self, LockError, LockInfo};
-use crate::manifest::{ImageRef, Manifest, UpdateOrder};
+use crate::manifest::{FailureAction, ImageRef, Manifest, UpdateOrder};
 use crate::observe::{self, ObserveError};
 use crate::plan::{self, Action, Plan, PlanError, ServicePlan};
 use crate::progress::Progress;
@@ -24,9 +23,6 @@ use crate::registry::RegistryClient;
 use crate::spec::ContainerSpec;
 
 use health::{ProbeTarget, Unhealthy};
-
-/// Grace period for containers whose spec is unknown (orphans).
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// Settings of one apply that do not come from the manifest.
 #[derive(Debug, Clone)]
@@ -417,6 +413,30 @@ impl Executor<'_> {
             }
         }
 
+        let paused = plan.services.iter().any(|s| {
+            records
+                .get(&s.service)
+                .is_some_and(|r| r.result.starts_with("failed"))
+                && s.update.as_ref().map(|u| u.failure_action) == Some(FailureAction::Pause)
+        });
+        if !failures.is_empty() && paused {
+            // A failing service asked for `failure_action: pause`: keep what was rolled.
+            for rolled in &done {
+                for id in &rolled.retired {
+                    let _ = self.engine.remove_container(id).await;
+                }
+            }
+            for r in records.values_mut() {
+                if r.result.is_empty() {
+                    r.result = "not started".into();
+                }
+            }
+            failures.push(
+                "failure_action is pause: services rolled before the failure keep their new version"
+                    .into(),
+            );
+            return (finish(records), Outcome::Failed, Some(failures.join("\n")));
+        }
         if !failures.is_empty() {
             // 3a. Undo every service rolled by this apply, newest first.
             let mut clean = true;
@@ -466,7 +486,7 @@ impl Executor<'_> {
                 .service(&sp.service, "removing (no longer in the manifest)");
             for c in &sp.current {
                 let res = async {
-                    self.engine.stop_container(&c.id, DEFAULT_GRACE).await?;
+                    self.engine.stop_container(&c.id, None).await?;
                     self.engine.remove_container(&c.id).await
                 }
                 .await;
@@ -673,7 +693,8 @@ impl Executor<'_> {
                 }
             }
             if let Some(e) = failure {
-                self.progress.service(&sp.service, format!("FAILED: {e}"));
+                self.progress
+                    .service(&sp.service, format!("FAILED: {}", first_line(&e)));
                 return (rolled, Some(e));
             }
         }
@@ -701,7 +722,7 @@ impl Executor<'_> {
         for id in extra {
             if let Err(e) = self
                 .engine
-                .stop_container(&id, first.stop_grace_period)
+                .stop_container(&id, Some(first.stop_grace_period))
                 .await
             {
                 return (rolled, Some(e.to_string()));
@@ -724,7 +745,11 @@ impl Executor<'_> {
         let mut out = ReplicaResult::default();
         if stop_first {
             for id in olds {
-                if let Err(e) = self.engine.stop_container(id, spec.stop_grace_period).await {
+                if let Err(e) = self
+                    .engine
+                    .stop_container(id, Some(spec.stop_grace_period))
+                    .await
+                {
                     out.error = Some(e.to_string());
                     return out;
                 }
@@ -777,7 +802,7 @@ impl Executor<'_> {
             for old in olds {
                 if let Err(e) = self
                     .engine
-                    .stop_container(old, spec.stop_grace_period)
+                    .stop_container(old, Some(spec.stop_grace_period))
                     .await
                 {
                     out.error = Some(e.to_string());
@@ -797,10 +822,7 @@ impl Executor<'_> {
         self.progress.service(&rolled.service, "rolling back");
         let remove_new = || async {
             for id in &rolled.new {
-                let _ = self
-                    .engine
-                    .stop_container(id, Duration::from_secs(10))
-                    .await;
+                let _ = self.engine.stop_container(id, None).await;
                 self.engine
                     .remove_container(id)
                     .await

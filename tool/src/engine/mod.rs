@@ -336,6 +336,21 @@ impl Engine {
         Ok(created.id)
     }
 
+    /// Creates (does not start) a container from a raw create body in the engine API's JSON
+    /// form (for one-off containers such as the smoke test's).
+    pub async fn create_container_json(
+        &self,
+        name: &str,
+        body: serde_json::Value,
+    ) -> Result<String, EngineError> {
+        let body: ContainerCreateBody =
+            serde_json::from_value(body).map_err(|e| EngineError::Api {
+                action: format!("preparing container {name}"),
+                detail: e.to_string(),
+            })?;
+        self.create_container(name, body).await
+    }
+
     /// Creates (does not start) the container `spec` describes, named
     /// `spec.container_name(suffix)`, and joins it to every network of the spec with its
     /// aliases. Returns the id.
@@ -374,12 +389,18 @@ impl Engine {
             .map_err(|e| self.error(&format!("starting container {id}"), e))
     }
 
-    /// Stops gracefully: SIGTERM (or the image's stop signal), then SIGKILL after `grace`.
-    /// A container that is already stopped or gone is fine.
-    pub async fn stop_container(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
-        let secs = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
-        let opts = StopContainerOptionsBuilder::default().t(secs).build();
-        match self.docker.stop_container(id, Some(opts)).await {
+    /// Stops gracefully: SIGTERM (or the image's stop signal), then SIGKILL after `grace`
+    /// (`None`: the container's own stop timeout). A container already stopped or gone is fine.
+    pub async fn stop_container(
+        &self,
+        id: &str,
+        grace: Option<Duration>,
+    ) -> Result<(), EngineError> {
+        let opts = grace.map(|g| {
+            let secs = i32::try_from(g.as_secs()).unwrap_or(i32::MAX);
+            StopContainerOptionsBuilder::default().t(secs).build()
+        });
+        match self.docker.stop_container(id, opts).await {
             Ok(()) => Ok(()),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 304 | 404,

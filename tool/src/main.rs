@@ -1,0 +1,413 @@
+//! `deployer`: the command line. Each subcommand parses its flags and calls one library
+//! function; errors print as one line (the whole context chain) and exit 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use deployer::apply::{self, ApplyError, ApplyOptions};
+use deployer::engine::Engine;
+use deployer::manifest::{self, Manifest};
+use deployer::plan::{self, Plan};
+use deployer::progress::Progress;
+use deployer::registry::{DockerConfig, RegistryClient};
+use deployer::{down, history, lock, observe, smoke, status};
+
+/// Plan and apply a fleet of containerised services on a Docker Engine.
+#[derive(Debug, Parser)]
+#[command(
+    name = "deployer",
+    version,
+    after_help = "Examples:\n  deployer plan -f manifests/local.yaml\n  deployer apply -f manifests/base.yaml -f manifests/ci.yaml\n  deployer smoke-test fleet/accounts:dev --port 8101\n\nExit codes: 0 success, 1 error, 2 changes pending (plan --detailed-exitcode).\nThe engine is found like the docker CLI finds it: DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH."
+)]
+struct Cli {
+    /// Manifest file; repeat to overlay files (later ones win).
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Project name, for `lock`, `history` and `down` without a manifest.
+    #[arg(long, global = true, value_name = "NAME")]
+    project: Option<String>,
+    /// Output format of plan, status and history.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Human)]
+    output: Output,
+    /// Never colour the output.
+    #[arg(long, global = true)]
+    no_color: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what apply would change, without changing anything.
+    #[command(
+        after_help = "Examples:\n  deployer plan\n  deployer plan --output json > plan.json\n  deployer plan --out saved.plan --detailed-exitcode   # exit 0: no changes, 2: changes, 1: error"
+    )]
+    Plan(PlanArgs),
+    /// Bring the engine to the manifest's state, with health-gated rolls and fleet rollback.
+    #[command(
+        after_help = "Examples:\n  deployer apply -f manifests/local.yaml\n  deployer apply --plan saved.plan     # refused if the engine changed since the plan was made"
+    )]
+    Apply(ApplyArgs),
+    /// Show or free the deploy lock.
+    #[command(
+        after_help = "Examples:\n  deployer lock status\n  deployer lock release --project fleet"
+    )]
+    Lock {
+        #[command(subcommand)]
+        action: LockAction,
+    },
+    /// List past applies and rollbacks, newest first.
+    #[command(after_help = "Example:\n  deployer history --output json")]
+    History,
+    /// Return services to their previous successful revision, with the same health gating.
+    #[command(
+        after_help = "Examples:\n  deployer rollback            # every service the last apply changed\n  deployer rollback accounts"
+    )]
+    Rollback {
+        /// Services to roll back (default: those changed by the last successful apply).
+        services: Vec<String>,
+    },
+    /// Run a local image, wait for 200 on its health path, print its logs if it fails, remove it.
+    #[command(
+        name = "smoke-test",
+        after_help = "Example:\n  deployer smoke-test fleet/accounts:dev --port 8101 --env LOG=debug --timeout 30s\n\nExit codes: 0 healthy, 1 not healthy or error."
+    )]
+    SmokeTest(SmokeArgs),
+    /// Show each service's desired and running image, containers, health and uptime.
+    #[command(after_help = "Example:\n  deployer status --output json")]
+    Status,
+    /// Remove the project's containers and networks (and volumes with --volumes).
+    #[command(
+        after_help = "Examples:\n  deployer down\n  deployer down --volumes   # also deletes data volumes and the apply history"
+    )]
+    Down {
+        /// Also remove the project's named volumes and its apply history.
+        #[arg(long)]
+        volumes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// Save the plan to FILE, for `deployer apply --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// Apply this saved plan instead of planning afresh.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum LockAction {
+    /// Show who holds the lock.
+    Status,
+    /// Free the lock whoever holds it (after a crashed apply).
+    Release,
+}
+
+#[derive(Debug, Args)]
+struct SmokeArgs {
+    /// A local image (it need not be pushed anywhere).
+    image: String,
+    /// Container port the service listens on.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Path that must answer 200.
+    #[arg(long, default_value = "/health")]
+    path: String,
+    /// Environment variable for the container, K=V; repeatable.
+    #[arg(long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// How long the container may take to answer 200 (e.g. 500ms, 30s, 1m).
+    #[arg(long, default_value = "30s")]
+    timeout: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("deployer: error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("deployer: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let progress = Progress::stderr();
+    let color = !cli.no_color && progress.is_tty() && std::env::var_os("NO_COLOR").is_none();
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    match &cli.command {
+        Command::Plan(args) => {
+            let manifest = load_manifest(&cli.files)?;
+            let (engine, registry) = connect().await?;
+            let observed = observe::observe(&engine, &registry, &manifest)
+                .await
+                .context("reading the engine's state")?;
+            let plan = plan::compute(&manifest, &observed);
+            if let Some(out) = &args.out {
+                std::fs::write(out, plan.to_json())
+                    .with_context(|| format!("saving the plan to {}", out.display()))?;
+                progress.line(format!("plan saved to {}", out.display()));
+            }
+            match cli.output {
+                Output::Json => println!("{}", plan.to_json()),
+                Output::Human => print!("{}", plan::render_human(&plan, color)),
+            }
+            Ok(if args.detailed_exitcode && plan.has_changes() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Apply(args) => {
+            let manifest = load_manifest(&cli.files)?;
+            let saved = match &args.plan {
+                None => None,
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading the saved plan {}", path.display()))?;
+                    Some(
+                        Plan::from_json(&text).with_context(|| {
+                            format!("reading the saved plan {}", path.display())
+                        })?,
+                    )
+                }
+            };
+            let (engine, registry) = connect().await?;
+            let options = ApplyOptions {
+                command: command_line,
+                ci_build: history::ci_build(&|k| std::env::var(k).ok()),
+                ..ApplyOptions::default()
+            };
+            let result =
+                apply::apply(&engine, &registry, &manifest, saved, &options, &progress).await;
+            finish_apply(result, cli.output, color)
+        }
+        Command::Rollback { services } => {
+            let manifest = load_manifest(&cli.files)?;
+            let (engine, registry) = connect().await?;
+            let options = ApplyOptions {
+                command: command_line,
+                ci_build: history::ci_build(&|k| std::env::var(k).ok()),
+                ..ApplyOptions::default()
+            };
+            let result =
+                apply::rollback(&engine, &registry, &manifest, services, &options, &progress).await;
+            finish_apply(result, cli.output, color)
+        }
+        Command::Lock { action } => {
+            let project = project_name(&cli)?;
+            let engine = Engine::from_env().await.context("connecting to Docker")?;
+            match action {
+                LockAction::Status => {
+                    let held = lock::status(&engine, &project)
+                        .await
+                        .context("reading the deploy lock")?;
+                    match (cli.output, held) {
+                        (Output::Json, h) => println!("{}", serde_json::to_string_pretty(&h)?),
+                        (Output::Human, None) => println!("project {project} is not locked"),
+                        (Output::Human, Some(h)) => println!(
+                            "project {project} is locked by {}@{} since {} (`{}`, pid {})",
+                            h.holder, h.host, h.since, h.command, h.pid
+                        ),
+                    }
+                }
+                LockAction::Release => {
+                    match lock::force_release(&engine, &project)
+                        .await
+                        .context("releasing the deploy lock")?
+                    {
+                        None => println!("project {project} was not locked"),
+                        Some(h) => println!(
+                            "released the lock of project {project} held by {}@{} since {}",
+                            h.holder, h.host, h.since
+                        ),
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History => {
+            let project = project_name(&cli)?;
+            let engine = Engine::from_env().await.context("connecting to Docker")?;
+            let records = history::list(&engine, &project)
+                .await
+                .context("reading the apply history")?;
+            match cli.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&records)?),
+                Output::Human => print!("{}", history::render_human(&records)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SmokeTest(args) => {
+            let timeout = manifest::parse_duration(&args.timeout).map_err(|p| {
+                anyhow::anyhow!("--timeout {}: {}; {}", args.timeout, p.problem, p.fix)
+            })?;
+            let env = args
+                .env
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("--env {kv}: expected K=V, e.g. --env LOG=debug")
+                        })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let engine = Engine::from_env().await.context("connecting to Docker")?;
+            let opts = smoke::SmokeOptions {
+                image: args.image.clone(),
+                port: args.port,
+                path: args.path.clone(),
+                env,
+                timeout: clamp_timeout(timeout),
+                log_lines: 50,
+            };
+            let report = smoke::smoke_test(&engine, &opts)
+                .await
+                .context("running the smoke test")?;
+            match &report.result {
+                Ok(took) => {
+                    eprintln!(
+                        "smoke test passed: {} answered 200 on {} after {:.1}s",
+                        args.image,
+                        args.path,
+                        took.as_secs_f64()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(why) => {
+                    eprintln!("smoke test FAILED for {}: {why}", args.image);
+                    eprintln!("last log lines of {}:", report.container);
+                    for l in report.logs.lines() {
+                        eprintln!("    {l}");
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Status => {
+            let manifest = load_manifest(&cli.files)?;
+            let (engine, registry) = connect().await?;
+            let s = status::status(&engine, &registry, &manifest)
+                .await
+                .context("reading the engine's state")?;
+            match cli.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&s)?),
+                Output::Human => print!("{}", status::render_human(&s)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Down { volumes } => {
+            let project = project_name(&cli)?;
+            let engine = Engine::from_env().await.context("connecting to Docker")?;
+            let r = down::down(&engine, &project, *volumes, &command_line, &progress)
+                .await
+                .with_context(|| format!("taking project {project} down"))?;
+            eprintln!(
+                "removed {} container(s), {} network(s), {} volume(s){}",
+                r.containers,
+                r.networks,
+                r.volumes,
+                if *volumes {
+                    format!(", {} history record(s)", r.history_records)
+                } else {
+                    String::new()
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn finish_apply(
+    result: Result<apply::ApplyReport, ApplyError>,
+    output: Output,
+    color: bool,
+) -> anyhow::Result<ExitCode> {
+    match result {
+        Ok(report) => {
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&report.record)?);
+            } else if report.plan.has_changes() {
+                eprint!("{}", plan::render_human(&report.plan, color));
+            }
+            eprintln!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ApplyError::Failed(report)) => {
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&report.record)?);
+            }
+            if let Some(why) = &report.failure {
+                eprintln!("{why}");
+            }
+            eprintln!("deployer: error: {}", first_line(&report.to_string()));
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("applying")),
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+fn clamp_timeout(d: Duration) -> Duration {
+    d.max(Duration::from_millis(100))
+}
+
+fn load_manifest(files: &[PathBuf]) -> anyhow::Result<Manifest> {
+    let files = if files.is_empty() {
+        vec![PathBuf::from(manifest::DEFAULT_MANIFEST)]
+    } else {
+        files.to_vec()
+    };
+    manifest::load(&files, &|k| std::env::var(k).ok()).context("loading the manifest")
+}
+
+/// `--project`, else the manifest's project.
+fn project_name(cli: &Cli) -> anyhow::Result<String> {
+    match &cli.project {
+        Some(p) => Ok(p.clone()),
+        None => Ok(load_manifest(&cli.files)?.project.to_string()),
+    }
+}
+
+async fn connect() -> anyhow::Result<(Engine, RegistryClient)> {
+    let engine = Engine::from_env().await.context("connecting to Docker")?;
+    let config =
+        DockerConfig::load(&|k| std::env::var(k).ok()).context("reading the docker credentials")?;
+    let registry = RegistryClient::new(config).context("preparing the registry client")?;
+    Ok((engine, registry))
+}

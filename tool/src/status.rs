@@ -1,0 +1,140 @@
+//! `deployer status`: per service, the desired and running image, the containers, their
+//! health and age, from one container list plus the plan.
+
+use serde::Serialize;
+
+use crate::engine::{Engine, RunState};
+use crate::labels;
+use crate::manifest::Manifest;
+use crate::observe::{self, ObserveError};
+use crate::plan::{self, Action};
+use crate::registry::RegistryClient;
+
+/// The status of one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceStatus {
+    pub service: String,
+    /// The image as written in the manifest; `None` for a service no longer in it.
+    pub desired_image: Option<String>,
+    pub desired_digest: Option<String>,
+    /// `unchanged`, `create`, `replace`, `scale` or `remove`: what an apply would do.
+    pub pending: String,
+    pub containers: Vec<ContainerStatus>,
+}
+
+/// One container of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerStatus {
+    pub name: String,
+    pub id: String,
+    pub replica: Option<u32>,
+    /// The image reference it was created from (manifest form) and its digest.
+    pub image: Option<String>,
+    pub image_digest: Option<String>,
+    /// `running`, `exited (1)`, ...
+    pub state: String,
+    /// `none`, `starting`, `healthy`, `unhealthy`.
+    pub health: String,
+    /// Seconds since the container was created.
+    pub age_secs: i64,
+    /// The engine's status line (`Up 3 minutes (healthy)`).
+    pub status: String,
+}
+
+/// Computes the status of every service of the manifest (and of orphans).
+pub async fn status(
+    engine: &Engine,
+    registry: &RegistryClient,
+    manifest: &Manifest,
+) -> Result<Vec<ServiceStatus>, ObserveError> {
+    let project = manifest.project.as_str();
+    let (observed, list) = tokio::try_join!(observe::observe(engine, registry, manifest), async {
+        engine
+            .list_containers(&[(labels::PROJECT, Some(project)), (labels::SERVICE, None)])
+            .await
+            .map_err(ObserveError::from)
+    })?;
+    let plan = plan::compute(manifest, &observed);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Ok(plan
+        .services
+        .iter()
+        .map(|sp| {
+            let containers = list
+                .iter()
+                .filter(|c| c.labels.get(labels::SERVICE) == Some(&sp.service))
+                .map(|c| ContainerStatus {
+                    name: c.name.clone(),
+                    id: c.id.chars().take(12).collect(),
+                    replica: c.labels.get(labels::REPLICA).and_then(|r| r.parse().ok()),
+                    image: c.labels.get(labels::IMAGE).cloned(),
+                    image_digest: c.labels.get(labels::IMAGE_DIGEST).cloned(),
+                    state: match &c.state {
+                        RunState::Exited { code } => format!("exited ({code})"),
+                        other => format!("{other:?}").to_lowercase(),
+                    },
+                    health: plan::health_text(observe::health_status(c.health)),
+                    age_secs: (now - c.created).max(0),
+                    status: c.status.clone(),
+                })
+                .collect();
+            ServiceStatus {
+                service: sp.service.clone(),
+                desired_image: sp.image.clone(),
+                desired_digest: sp.image_digest.clone(),
+                pending: match sp.action {
+                    Action::Create => "create",
+                    Action::Replace { .. } => "replace",
+                    Action::Scale { .. } => "scale",
+                    Action::Remove => "remove",
+                    Action::Unchanged => "unchanged",
+                }
+                .into(),
+                containers,
+            }
+        })
+        .collect())
+}
+
+/// Human rendering of a status.
+pub fn render_human(services: &[ServiceStatus]) -> String {
+    let mut out = String::new();
+    for s in services {
+        out.push_str(&format!(
+            "{}  desired {}  ({})\n",
+            s.service,
+            s.desired_image.as_deref().unwrap_or("(not in manifest)"),
+            s.pending
+        ));
+        if s.containers.is_empty() {
+            out.push_str("    (no containers)\n");
+        }
+        for c in &s.containers {
+            let digest = c
+                .image_digest
+                .as_deref()
+                .map(|d| d.chars().take(19).collect::<String>())
+                .unwrap_or_else(|| "-".into());
+            out.push_str(&format!(
+                "    {}  {}  {}  health {}  up {}  image {} {}\n",
+                c.name,
+                c.id,
+                c.state,
+                c.health,
+                human_age(c.age_secs),
+                c.image.as_deref().unwrap_or("-"),
+                digest
+            ));
+        }
+    }
+    out
+}
+
+fn human_age(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
