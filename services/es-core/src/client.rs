@@ -102,7 +102,7 @@ pub struct Snapshot {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
-        "invalid event store url {url:?}: {reason}; use something like http://event-store:8080"
+        "invalid event store url {url:?}: {reason}; use something like http://event-store:8100"
     )]
     InvalidUrl { url: String, reason: String },
     #[error(
@@ -111,7 +111,7 @@ pub enum ClientError {
     InvalidGroup { name: String },
     #[error("could not reach the event store for {request} after {attempts} attempts: {source}; check that it runs and the url is right")]
     Unreachable {
-        /// Method and url, such as `GET http://event-store:8080/events`.
+        /// Method and url, such as `GET http://event-store:8100/events`.
         request: String,
         attempts: u32,
         #[source]
@@ -213,7 +213,7 @@ impl StreamQuery {
 }
 
 impl EventStoreClient {
-    /// A client for the store at `base_url`, such as `http://event-store:8080`.
+    /// A client for the store at `base_url`, such as `http://event-store:8100`.
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
         let invalid = |reason: String| ClientError::InvalidUrl {
             url: base_url.to_owned(),
@@ -838,7 +838,7 @@ mod tests {
         for url in ["not a url", "https://store:8080", "store:8080"] {
             let error = EventStoreClient::new(url).expect_err(url);
             assert!(
-                error.to_string().contains("http://event-store:8080"),
+                error.to_string().contains("http://event-store:8100"),
                 "{error}"
             );
         }
