@@ -1,8 +1,11 @@
 //! Fleet tests through the gateway: the whole fleet runs in-process on loopback ports.
 
+mod bad_input;
 mod compensation;
+mod concurrency;
 mod duplicates;
 mod fleet;
+mod gateway_behaviour;
 mod rebuild;
 mod talk_example;
 
