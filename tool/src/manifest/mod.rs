@@ -10,6 +10,9 @@ mod interpolate;
 mod types;
 mod yaml;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

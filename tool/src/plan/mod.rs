@@ -16,6 +16,9 @@ use crate::labels;
 use crate::manifest::{Manifest, NetworkSpec, UpdatePolicy, VolumeSpec};
 use crate::spec::{self, ContainerSpec};
 
+#[cfg(test)]
+mod tests;
+
 pub use render::{reason_text, render_human, short_digest, summary_line};
 
 /// Version of the saved-plan and `--output json` format. Bumped on incompatible changes.
@@ -206,7 +209,11 @@ pub fn compute(manifest: &Manifest, observed: &Observed) -> Plan {
     let project = manifest.project.as_str();
     let mut by_service: BTreeMap<&str, Vec<&ObservedContainer>> = BTreeMap::new();
     for c in &observed.containers {
-        if c.labels.get(labels::PROJECT).map(String::as_str) != Some(project) {
+        // Only service containers of this project; the lock and history objects carry the
+        // project label but no service.
+        if c.labels.get(labels::PROJECT).map(String::as_str) != Some(project)
+            || c.service.is_empty()
+        {
             continue;
         }
         by_service.entry(c.service.as_str()).or_default().push(c);
