@@ -1,6 +1,7 @@
 //! Fleet tests through the gateway: the whole fleet runs in-process on loopback ports.
 
 mod bad_input;
+mod browser;
 mod compensation;
 mod concurrency;
 mod duplicates;

