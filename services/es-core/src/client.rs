@@ -105,6 +105,8 @@ pub enum ClientError {
         "invalid event store url {url:?}: {reason}; use something like http://event-store:8100"
     )]
     InvalidUrl { url: String, reason: String },
+    #[error("invalid read: {reason}")]
+    InvalidQuery { reason: String },
     #[error(
         "invalid consumer group name {name:?}; use 1 to 256 ASCII letters, digits, - _ . : @ $ +"
     )]
@@ -310,7 +312,9 @@ impl EventStoreClient {
         if let Some(as_of) = query.as_of {
             let formatted = as_of
                 .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
+                .map_err(|error| ClientError::InvalidQuery {
+                    reason: format!("as_of {as_of} cannot be written as RFC 3339: {error}"),
+                })?;
             params.push(("as_of", formatted));
         }
         let reply = self

@@ -50,9 +50,9 @@ pub struct Executed<A: Aggregate> {
     pub events: Vec<A::Event>,
     /// The state after the events.
     pub state: A,
-    /// False when nothing new was stored because the store already had these event ids (an
-    /// earlier run of the same trigger, or an earlier try whose answer was lost). `events` are
-    /// then the ones the store had, or empty when it had only some of this decision's ids.
+    /// False when nothing new was stored: the command decided no events, or the store already
+    /// had these event ids (an earlier run of the same trigger, or an earlier try whose answer
+    /// was lost). `events` are then the ones the store had, or empty when it had only some.
     pub appended: bool,
     /// How many times the command was decided (1 + the version conflicts it caught up with).
     pub attempts: u32,

@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use serde_json::json;
+
 use es_core::{ClientError, ExpectedVersion, Metadata, NewEvent, Repository, StreamQuery};
 
 use crate::support::{new_stream, TestStore, Wallet, WalletCommand, WalletEvent};
@@ -39,7 +41,7 @@ async fn appended_events_read_back_as_envelopes_and_load_as_state() {
         assert_eq!(envelope.stream_id, stream);
         assert_eq!(envelope.version, index as u64 + 1);
         assert_eq!(envelope.event_type, sent.event_type);
-        assert_eq!(envelope.schema_version, 1);
+        assert_eq!(envelope.schema_version, sent.schema_version);
         assert_eq!(envelope.data, sent.data);
         assert_eq!(envelope.metadata, metadata);
     }
@@ -168,4 +170,79 @@ async fn read_all_waits_for_the_next_event() {
         .await
         .expect("read after the last position");
     assert!(after.events.is_empty());
+}
+
+#[tokio::test]
+async fn stored_events_of_older_schemas_load_through_weak_schema_and_upcasting() {
+    let store = TestStore::spawn().await;
+    let stream = new_stream();
+    let raw = |event_type: &str, schema_version: u32, data: serde_json::Value| NewEvent {
+        event_id: uuid::Uuid::new_v4(),
+        event_type: event_type.into(),
+        schema_version,
+        data,
+        metadata: Metadata::default(),
+    };
+    let events = [
+        // Written before `owner` existed: it takes its default.
+        raw("Opened", 1, json!({})),
+        // Schema version 1 of Deposited: upcast from `value` to `amount`.
+        raw("Deposited", 1, json!({"value": 7})),
+        // Current version with a field added by newer code: ignored.
+        raw(
+            "Deposited",
+            2,
+            json!({"amount": 3, "memo": "from the future"}),
+        ),
+    ];
+    store
+        .client
+        .append(&stream, ExpectedVersion::NO_STREAM, &events)
+        .await
+        .expect("append raw events");
+    let loaded = Repository::<Wallet>::new(store.client.clone())
+        .load(&stream)
+        .await
+        .expect("load");
+    assert_eq!(loaded.state.owner.as_deref(), Some(""));
+    assert_eq!(loaded.state.balance, 10);
+
+    // New events are written in the current schema version.
+    let executed = Repository::<Wallet>::new(store.client.clone())
+        .execute(&stream, WalletCommand::Deposit { amount: 1 })
+        .await
+        .expect("deposit");
+    let page = store
+        .client
+        .read_stream(&stream, &StreamQuery::from(executed.version, 1))
+        .await
+        .expect("read");
+    assert_eq!(page.events[0].schema_version, 2);
+    assert_eq!(page.events[0].data, json!({"amount": 1}));
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_decoded_fails_the_load_naming_stream_and_version() {
+    let store = TestStore::spawn().await;
+    let stream = new_stream();
+    let bad = NewEvent {
+        event_id: uuid::Uuid::new_v4(),
+        event_type: "Deposited".into(),
+        schema_version: 2,
+        data: json!({"amount": "seven"}),
+        metadata: Metadata::default(),
+    };
+    store
+        .client
+        .append(&stream, ExpectedVersion::Any, &[bad])
+        .await
+        .expect("the store is schema-agnostic");
+    let error = Repository::<Wallet>::new(store.client.clone())
+        .load(&stream)
+        .await
+        .expect_err("undecodable");
+    assert!(
+        matches!(&error, ClientError::Decode { version: 1, stream: s, .. } if *s == stream),
+        "{error}"
+    );
 }

@@ -1,10 +1,12 @@
 //! A store spawned per test, and a small aggregate to drive it.
 
 use std::path::Path;
+use std::sync::LazyLock;
 
-use es_core::{Aggregate, DomainEvent, EventStoreClient, Snapshotting, StreamId};
+use es_core::{Aggregate, DomainEvent, EventStoreClient, Snapshotting, StreamId, Upcasters};
 use event_store::{Application, Config};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -109,9 +111,17 @@ pub enum WalletCommand {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum WalletEvent {
-    Opened { owner: String },
-    Deposited { amount: i64 },
-    Withdrawn { amount: i64 },
+    Opened {
+        #[serde(default)]
+        owner: String,
+    },
+    /// Schema version 2; version 1 called `amount` `value`.
+    Deposited {
+        amount: i64,
+    },
+    Withdrawn {
+        amount: i64,
+    },
 }
 
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -132,6 +142,28 @@ impl DomainEvent for WalletEvent {
             WalletEvent::Withdrawn { .. } => "Withdrawn",
         }
     }
+
+    fn schema_version(&self) -> u32 {
+        match self {
+            WalletEvent::Deposited { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    fn upcasters() -> &'static Upcasters {
+        static UPCASTERS: LazyLock<Upcasters> =
+            LazyLock::new(|| Upcasters::new().with("Deposited", 1, rename_value_to_amount));
+        &UPCASTERS
+    }
+}
+
+fn rename_value_to_amount(mut data: Value) -> Value {
+    if let Some(map) = data.as_object_mut() {
+        if let Some(value) = map.remove("value") {
+            map.insert("amount".into(), value);
+        }
+    }
+    data
 }
 
 impl Aggregate for Wallet {
