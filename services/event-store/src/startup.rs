@@ -5,6 +5,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -127,7 +128,13 @@ impl Application {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let shutdown = self.shutdown.clone();
-        let served = axum::serve(self.listener, router(self.state))
+        // No Nagle delay: SSE pushes and small answers leave at once.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY on a connection");
+            }
+        });
+        let served = axum::serve(listener, router(self.state))
             .with_graceful_shutdown(async move {
                 signal.await;
                 shutdown.cancel();

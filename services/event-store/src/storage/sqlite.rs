@@ -565,6 +565,10 @@ fn clone_error(error: &rusqlite::Error) -> std::io::Error {
 
 /// Appends one batch inside the group's transaction. The outer error aborts the group; the
 /// inner one is this batch's answer (nothing of it was written).
+///
+/// Fast path: when the expected version matches, the events are inserted directly and the
+/// unique index on (stream_id, event_id) detects a repeat. Only a version mismatch or a
+/// detected repeat looks the event ids up, to tell an idempotent retry from a conflict.
 fn append(
     tx: &rusqlite::Transaction<'_>,
     cache: &HashMap<String, u64>,
@@ -586,54 +590,69 @@ fn append(
             v
         }
     };
-
-    // Idempotency: events already in the stream are acknowledged, not stored again.
-    if current > 0 {
-        let mut lookup = tx.prepare_cached(
-            "SELECT version, position FROM events WHERE stream_id = ?1 AND event_id = ?2",
-        )?;
-        let mut found: Option<(u64, u64)> = None;
-        let mut found_count = 0usize;
-        for event in &batch.events {
-            let hit = lookup
-                .query_row(params![stream, &event.event_id.as_bytes()[..]], |row| {
-                    Ok((get_u64(row, 0)?, get_u64(row, 1)?))
-                })
-                .optional()?;
-            if let Some(hit) = hit {
-                found_count += 1;
-                found = Some(found.map_or(hit, |f: (u64, u64)| (f.0.max(hit.0), f.1.max(hit.1))));
+    let version_ok = match batch.expected_version {
+        ExpectedVersion::Any => true,
+        ExpectedVersion::Exact(expected) => expected == current,
+    };
+    if !version_ok {
+        if current > 0 {
+            if let Some(repeat) = find_repeat(tx, batch)? {
+                return Ok(repeat);
             }
         }
-        if let Some((version, position)) = found {
-            if found_count == batch.events.len() {
-                return Ok(Ok(AppendOutcome {
-                    version,
-                    position,
-                    duplicate: true,
-                }));
+        return Ok(Err(StorageError::WrongExpectedVersion { current }));
+    }
+
+    let single = batch.events.len() == 1;
+    if !single {
+        tx.prepare_cached("SAVEPOINT batch")?.execute([])?;
+    }
+    match insert_events(tx, state, batch, current) {
+        Ok(outcome) => {
+            if !single {
+                tx.prepare_cached("RELEASE batch")?.execute([])?;
             }
-            return Ok(Err(StorageError::PartialDuplicate));
+            Ok(Ok(outcome))
+        }
+        Err(error) => {
+            if !single {
+                tx.prepare_cached("ROLLBACK TO batch")?.execute([])?;
+                tx.prepare_cached("RELEASE batch")?.execute([])?;
+            }
+            let unique_violation = matches!(
+                &error,
+                rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation
+            );
+            if unique_violation {
+                if let Some(repeat) = find_repeat(tx, batch)? {
+                    return Ok(repeat);
+                }
+            }
+            Err(error)
         }
     }
+}
 
-    if let ExpectedVersion::Exact(expected) = batch.expected_version {
-        if expected != current {
-            return Ok(Err(StorageError::WrongExpectedVersion { current }));
-        }
-    }
-
+/// Inserts the batch after `current`; updates `state` only when every insert succeeded.
+fn insert_events(
+    tx: &rusqlite::Transaction<'_>,
+    state: &mut GroupState,
+    batch: &AppendBatch,
+    current: u64,
+) -> rusqlite::Result<AppendOutcome> {
+    let stream = batch.stream_id.as_str();
     let mut insert = tx.prepare_cached(
         "INSERT INTO events
          (position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     let mut version = current;
+    let mut position = state.head;
     for event in &batch.events {
         version += 1;
-        state.head += 1;
+        position += 1;
         insert.execute(params![
-            to_i64(state.head),
+            to_i64(position),
             stream,
             to_i64(version),
             &event.event_id.as_bytes()[..],
@@ -644,11 +663,48 @@ fn append(
             state.recorded_at,
         ])?;
     }
+    state.head = position;
     state.versions.insert(stream.to_owned(), version);
-    Ok(Ok(AppendOutcome {
+    Ok(AppendOutcome {
         version,
-        position: state.head,
+        position,
         duplicate: false,
+    })
+}
+
+/// When some event of the batch is already in the stream: the idempotent answer if all are
+/// (the original version and position), `PartialDuplicate` if only some are; `None` if none.
+fn find_repeat(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &AppendBatch,
+) -> rusqlite::Result<Option<Result<AppendOutcome, StorageError>>> {
+    let mut lookup = tx.prepare_cached(
+        "SELECT version, position FROM events WHERE stream_id = ?1 AND event_id = ?2",
+    )?;
+    let mut found: Option<(u64, u64)> = None;
+    let mut found_count = 0usize;
+    for event in &batch.events {
+        let hit = lookup
+            .query_row(
+                params![batch.stream_id.as_str(), &event.event_id.as_bytes()[..]],
+                |row| Ok((get_u64(row, 0)?, get_u64(row, 1)?)),
+            )
+            .optional()?;
+        if let Some(hit) = hit {
+            found_count += 1;
+            found = Some(found.map_or(hit, |f: (u64, u64)| (f.0.max(hit.0), f.1.max(hit.1))));
+        }
+    }
+    Ok(found.map(|(version, position)| {
+        if found_count == batch.events.len() {
+            Ok(AppendOutcome {
+                version,
+                position,
+                duplicate: true,
+            })
+        } else {
+            Err(StorageError::PartialDuplicate)
+        }
     }))
 }
 

@@ -89,6 +89,9 @@ async fn retried_batch_is_acknowledged_with_the_original_answer_and_stored_once(
     let (status, retry) = app.append("s", json!(0), &batch).await;
     assert_eq!(status, StatusCode::OK, "{retry}");
     assert_eq!(retry, first);
+    // With "any" the batch takes the insert path; the unique event id still catches the repeat.
+    let (status, retry_any) = app.append("s", json!("any"), &batch).await;
+    assert_eq!((status, retry_any), (StatusCode::OK, first.clone()));
 
     // A single event re-sent on its own is acknowledged too.
     let (status, single) = app.append("s", json!("any"), &batch[1..2]).await;
