@@ -57,10 +57,10 @@ impl Archive {
             if bucket.is_empty() {
                 return Err(invalid("the bucket name is missing".into()));
             }
-            let s3 = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .build()
-                .map_err(|e| invalid(e.to_string()))?;
+            let builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            #[cfg(not(feature = "s3-tls"))]
+            let builder = builder.with_http_connector(crate::s3http::PlainHttpConnector);
+            let s3 = builder.build().map_err(|e| invalid(e.to_string()))?;
             let prefix = prefix.trim_matches('/');
             let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
                 Arc::new(s3)

@@ -11,6 +11,7 @@ pub mod http;
 pub mod manifest;
 pub mod record;
 pub mod restore;
+pub mod s3http;
 pub mod segment;
 pub mod startup;
 pub mod store;

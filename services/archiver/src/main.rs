@@ -91,8 +91,6 @@ fn main() -> ExitCode {
     if let Some(Command::Healthcheck) = cli.command {
         return service_kit::run_healthcheck(config.port, "/health");
     }
-    // S3 over https uses rustls with ring; a second install (already installed) is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

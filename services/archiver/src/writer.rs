@@ -231,9 +231,10 @@ impl Archiver {
             let wait = buffer
                 .time_left(&policy, Instant::now())
                 .unwrap_or(self.settings.poll_wait);
-            let read = self
-                .client
-                .poll(&self.settings.group, after, self.settings.batch, wait);
+            // Never read past the segment's event limit, so segments hold exactly that many.
+            let room = policy.max_events.saturating_sub(buffer.len()).max(1);
+            let limit = self.settings.batch.min(room);
+            let read = self.client.poll(&self.settings.group, after, limit, wait);
             let page = tokio::select! {
                 () = &mut shutdown => {
                     self.final_flush(&mut manifest, &mut buffer).await;
