@@ -1,6 +1,7 @@
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use es_core::{EventStoreClient, Repository, RetryPolicy};
+use es_core::{EventEnvelope, EventStoreClient, Repository, RetryPolicy, Subscriber};
 
 use crate::support::{new_stream, Server, Wallet, WalletCommand};
 
@@ -45,4 +46,97 @@ async fn commands_ride_out_a_store_restart() {
     let _server = restart.await.expect("restarted store");
     let loaded = repository.load(&stream).await.expect("load");
     assert_eq!(loaded.version, 2);
+}
+
+#[tokio::test]
+async fn a_running_subscriber_waits_out_a_store_restart_and_continues_from_its_checkpoint() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let server = Server::start(dir.path(), 0).await;
+    let port = server.port;
+    let client = EventStoreClient::new(&format!("http://127.0.0.1:{port}"))
+        .expect("client")
+        .with_retry(RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(20),
+        });
+    let repository = Repository::<Wallet>::new(client.clone());
+    let stream = new_stream();
+    repository
+        .execute(
+            &stream,
+            WalletCommand::Open {
+                owner: "ada".into(),
+            },
+        )
+        .await
+        .expect("open");
+
+    let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let group = format!("restart-{}", uuid::Uuid::new_v4());
+    let subscriber = Subscriber::new(client.clone(), &group)
+        .expect("subscriber")
+        .wait(Duration::from_millis(200))
+        .handler_backoff(Duration::from_millis(20), Duration::from_millis(100));
+    let running = tokio::spawn({
+        let seen = Arc::clone(&seen);
+        subscriber.run(
+            move |event: EventEnvelope| {
+                let seen = Arc::clone(&seen);
+                let seen_tx = seen_tx.clone();
+                async move {
+                    seen.lock().expect("lock").push(event.version);
+                    let _ = seen_tx.send(event.version);
+                    Ok::<(), String>(())
+                }
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        )
+    });
+    let first = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())
+        .await
+        .expect("the first event arrives");
+    assert_eq!(first, Some(1));
+
+    // Wait until the ack landed, then take the store away for longer than the client retries.
+    let acked = async {
+        while !client
+            .poll_group(&group, 1, Duration::ZERO)
+            .await
+            .expect("poll")
+            .events
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), acked)
+        .await
+        .expect("the first event is acked");
+    server.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _restarted = Server::start(dir.path(), port).await;
+    repository
+        .execute(&stream, WalletCommand::Deposit { amount: 5 })
+        .await
+        .expect("deposit on the restarted store");
+
+    let second = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())
+        .await
+        .expect("the subscriber resumes after the restart");
+    assert_eq!(second, Some(2));
+    let _ = stop.send(());
+    running
+        .await
+        .expect("subscriber task")
+        .expect("run ends cleanly");
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        vec![1, 2],
+        "nothing redelivered after the ack"
+    );
 }
