@@ -1,0 +1,1 @@
+//! Support for the fleet's end-to-end tests: images, a local registry, the deployer, load.
