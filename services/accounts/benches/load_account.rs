@@ -38,9 +38,15 @@ async fn main() -> anyhow::Result<()> {
         let amount = Money::from_minor(1 + (i as u64 % 100));
         let transaction_id = TransferId::new();
         let event = if i % 2 == 0 {
-            AccountEvent::AccountDebited { amount, transaction_id }
+            AccountEvent::AccountDebited {
+                amount,
+                transaction_id,
+            }
         } else {
-            AccountEvent::AccountCredited { amount, transaction_id }
+            AccountEvent::AccountCredited {
+                amount,
+                transaction_id,
+            }
         };
         batch.push(NewEvent::from_event(&event, Metadata::default())?);
         if batch.len() == 1000 || i + 1 == events {

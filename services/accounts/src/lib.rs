@@ -5,6 +5,7 @@
 //! /accounts/{id}`, `GET /health`, `GET /metrics`.
 
 mod http;
+pub mod partitioned;
 pub mod saga;
 
 use std::net::SocketAddr;

@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use banking::saga::{account_command_for, compensation_for};
 use banking::{Account, AccountError, AccountId, MoneyTransfer, TransferEvent, TransferId};
-use es_core::{
-    Aggregate, ClientError, CommandContext, EventEnvelope, ExecuteError, StreamId, Subscriber,
-};
+use es_core::{Aggregate, ClientError, CommandContext, EventEnvelope, ExecuteError, StreamId};
 
+use crate::partitioned::PartitionedGroup;
 use crate::AppState;
 
 /// The consumer group of this handler in the event store.
@@ -19,24 +18,38 @@ pub const GROUP: &str = "accounts-saga";
 /// The transfer events this handler reacts to.
 pub const EVENT_TYPES: [&str; 2] = ["MoneyTransferCreated", "DebitRecorded"];
 
-/// Handles transfer events until `stop` completes.
+/// Handles transfer events until `stop` completes; events for different accounts run in
+/// parallel, those for one account in log order.
 pub async fn run(state: AppState, stop: impl Future<Output = ()>) -> Result<(), ClientError> {
-    let subscriber = Subscriber::new(state.accounts.client().clone(), GROUP)?
-        .event_types(EVENT_TYPES)
-        .batch_size(500)
-        .wait(Duration::from_secs(2));
-    subscriber
-        .run(
-            |envelope| {
-                let state = state.clone();
-                async move {
-                    state.metrics.saga_events.inc();
-                    handle(&state, &envelope).await
-                }
-            },
-            stop,
-        )
-        .await
+    let group = PartitionedGroup {
+        group: GROUP.to_owned(),
+        event_types: EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+        batch_size: 500,
+        wait: Duration::from_secs(2),
+    };
+    let client = state.accounts.client().clone();
+    crate::partitioned::run(
+        client,
+        group,
+        target_account,
+        |envelope| {
+            let state = state.clone();
+            async move {
+                state.metrics.saga_events.inc();
+                handle(&state, &envelope).await
+            }
+        },
+        stop,
+    )
+    .await
+}
+
+/// The account a transfer event's reaction changes (its partition key).
+fn target_account(envelope: &EventEnvelope) -> Option<AccountId> {
+    let transfer_id =
+        TransferId::parse(aggregate_id(&envelope.stream_id, MoneyTransfer::TYPE)?).ok()?;
+    let event: TransferEvent = envelope.decode().ok()?;
+    account_command_for(transfer_id, &event).map(|(account, _, _)| account)
 }
 
 /// Reacts to one transfer event. Safe to run twice for the same event: the event ids derive from

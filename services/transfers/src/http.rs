@@ -72,7 +72,7 @@ async fn create_transfer(
         if !ok {
             return Err(AppError::unprocessable(
                 "unknown_account",
-                format!("{field} {id} is not an open account; open it first"),
+                format!("{field} {id} is not a known account; open it first"),
             )
             .with_field("field", field));
         }
@@ -150,10 +150,20 @@ async fn get_transfer(
     })))
 }
 
+/// Whether the account was ever opened. Accounts are never deleted (closing keeps the stream), so
+/// a positive answer is cached; a transfer to an account closed since then is compensated by the
+/// saga, and one from it fails like an overdraft.
 async fn account_exists(state: &AppState, id: AccountId) -> Result<bool, AppError> {
+    if state.known_accounts.contains(&id) {
+        return Ok(true);
+    }
     let stream = StreamId::for_aggregate::<Account>(id.as_uuid());
     let loaded = state.accounts.load(&stream).await.map_err(store_error)?;
-    Ok(loaded.state.status == AccountStatus::Open)
+    let exists = loaded.state.status != AccountStatus::NotOpened;
+    if exists {
+        state.known_accounts.insert(id);
+    }
+    Ok(exists)
 }
 
 async fn health() -> impl IntoResponse {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use banking::{Account, MoneyTransfer};
+use banking::{Account, AccountId, MoneyTransfer};
 use es_core::{EventStoreClient, Repository};
 use service_kit::Counter;
 use tokio::net::TcpListener;
@@ -61,7 +61,31 @@ pub struct AppState {
     pub transfers: Repository<MoneyTransfer>,
     /// Read-only: to check that a transfer's accounts exist.
     pub accounts: Repository<Account>,
+    /// Accounts seen to exist (they never stop existing).
+    pub known_accounts: KnownAccounts,
     pub metrics: Arc<Metrics>,
+}
+
+/// A bounded set of account ids known to exist; shared by the request handlers.
+#[derive(Debug, Clone, Default)]
+pub struct KnownAccounts(Arc<std::sync::RwLock<std::collections::HashSet<AccountId>>>);
+
+impl KnownAccounts {
+    /// How many ids are kept before the set starts over.
+    const LIMIT: usize = 1_000_000;
+
+    pub fn contains(&self, id: &AccountId) -> bool {
+        self.0.read().map(|set| set.contains(id)).unwrap_or(false)
+    }
+
+    pub fn insert(&self, id: AccountId) {
+        if let Ok(mut set) = self.0.write() {
+            if set.len() >= Self::LIMIT {
+                set.clear();
+            }
+            set.insert(id);
+        }
+    }
 }
 
 /// Counters shown at `/metrics`.
@@ -100,6 +124,7 @@ impl Application {
         let state = AppState {
             transfers: Repository::new(client.clone()),
             accounts: Repository::new(client).with_snapshots(100),
+            known_accounts: KnownAccounts::default(),
             metrics: Arc::new(Metrics::default()),
         };
         let addr = SocketAddr::from((config.host, config.port));

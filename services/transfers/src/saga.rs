@@ -6,9 +6,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use accounts::partitioned::PartitionedGroup;
 use banking::saga::{purpose, transfer_command_for};
 use banking::{AccountEvent, MoneyTransfer, TransferError, TransferId};
-use es_core::{ClientError, CommandContext, EventEnvelope, ExecuteError, StreamId, Subscriber};
+use es_core::{ClientError, CommandContext, EventEnvelope, ExecuteError, StreamId};
 
 use crate::AppState;
 
@@ -23,24 +24,35 @@ pub const EVENT_TYPES: [&str; 4] = [
     "AccountRefunded",
 ];
 
-/// Handles account events until `stop` completes.
+/// Handles account events until `stop` completes; events of different transfers run in
+/// parallel, those of one transfer in log order.
 pub async fn run(state: AppState, stop: impl Future<Output = ()>) -> Result<(), ClientError> {
-    let subscriber = Subscriber::new(state.transfers.client().clone(), GROUP)?
-        .event_types(EVENT_TYPES)
-        .batch_size(500)
-        .wait(Duration::from_secs(2));
-    subscriber
-        .run(
-            |envelope| {
-                let state = state.clone();
-                async move {
-                    state.metrics.saga_events.inc();
-                    handle(&state, &envelope).await
-                }
-            },
-            stop,
-        )
-        .await
+    let group = PartitionedGroup {
+        group: GROUP.to_owned(),
+        event_types: EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+        batch_size: 500,
+        wait: Duration::from_secs(2),
+    };
+    let client = state.transfers.client().clone();
+    accounts::partitioned::run(
+        client,
+        group,
+        |envelope| {
+            envelope
+                .decode::<AccountEvent>()
+                .ok()
+                .and_then(|event| event.transaction_id())
+        },
+        |envelope| {
+            let state = state.clone();
+            async move {
+                state.metrics.saga_events.inc();
+                handle(&state, &envelope).await
+            }
+        },
+        stop,
+    )
+    .await
 }
 
 /// Records one account event on its transfer. Safe to run twice for the same event.

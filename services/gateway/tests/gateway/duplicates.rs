@@ -18,6 +18,7 @@ async fn deliver_twice(fleet: &Fleet, events: &[EventEnvelope]) {
     let transfers_state = transfers::AppState {
         transfers: es_core::Repository::new(client.clone()),
         accounts: es_core::Repository::new(client),
+        known_accounts: Default::default(),
         metrics: Default::default(),
     };
     for event in events {

@@ -227,6 +227,7 @@ impl Fleet {
         let transfers_state = transfers::AppState {
             transfers: es_core::Repository::new(client.clone()),
             accounts: es_core::Repository::new(client),
+            known_accounts: Default::default(),
             metrics: Default::default(),
         };
         tokio::spawn(accounts::saga::run(
