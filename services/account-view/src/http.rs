@@ -109,12 +109,14 @@ where
         match (doc, min_version) {
             (Some(doc), None) => return Ok(Json(doc).into_response()),
             (Some(doc), Some(min)) if version >= min => return Ok(Json(doc).into_response()),
-            (None, None) => return Err(AppError::not_found(
-                format!("{what}_not_found"),
-                format!(
+            (None, None) => {
+                return Err(AppError::not_found(
+                    format!("{what}_not_found"),
+                    format!(
                     "no {what} with this id in the view; if it was just created, pass min_version"
                 ),
-            )),
+                ))
+            }
             _ => {}
         }
         let left = deadline.saturating_duration_since(Instant::now());

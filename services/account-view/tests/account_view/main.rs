@@ -1,0 +1,155 @@
+//! The account view against a real event store (both in-process on port 0): projection,
+//! read-your-writes and restart safety.
+
+use std::time::Duration;
+
+use banking::{Account, AccountEvent, AccountId, Money, TransferId};
+use es_core::{EventStoreClient, ExpectedVersion, Metadata, NewEvent, StreamId};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+struct Store {
+    url: String,
+    _dir: tempfile::TempDir,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+async fn store() -> Store {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = event_store::Application::build(event_store::Config::ephemeral(dir.path()))
+        .await
+        .expect("store starts");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
+    Store {
+        url,
+        _dir: dir,
+        _stop: stop.drop_guard(),
+    }
+}
+
+/// Starts a view on `data_dir`; returns its URL, its stop token and its task.
+async fn view(
+    data_dir: &std::path::Path,
+    store: &str,
+) -> (
+    String,
+    CancellationToken,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let mut config = account_view::Config::for_tests(data_dir, store);
+    config.max_wait = Duration::from_millis(300);
+    let app = account_view::Application::build(config)
+        .await
+        .expect("view starts");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
+    (url, stop, task)
+}
+
+async fn append(client: &EventStoreClient, id: AccountId, version: u64, event: AccountEvent) {
+    let stream = StreamId::for_aggregate::<Account>(id.as_uuid());
+    let new = NewEvent::from_event(&event, Metadata::default()).expect("encodes");
+    client
+        .append(&stream, ExpectedVersion::Exact(version), &[new])
+        .await
+        .expect("appended");
+}
+
+async fn get(url: &str) -> (u16, Value, Option<String>) {
+    let response = reqwest::get(url).await.expect("answered");
+    let status = response.status().as_u16();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (status, response.json().await.unwrap_or(Value::Null), retry)
+}
+
+fn opened(balance: u64) -> AccountEvent {
+    AccountEvent::AccountOpened {
+        customer_id: None,
+        title: "t".into(),
+        description: String::new(),
+        initial_balance: Money::from_minor(balance),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_view_resumes_from_its_checkpoint_and_applies_nothing_twice() {
+    let store = store().await;
+    let client = EventStoreClient::new(&store.url).expect("client");
+    let data = tempfile::tempdir().expect("data dir");
+    let id = AccountId::new();
+    append(&client, id, 0, opened(100)).await;
+    let tx = TransferId::new();
+    append(
+        &client,
+        id,
+        1,
+        AccountEvent::AccountDebited {
+            amount: Money::from_minor(30),
+            transaction_id: tx,
+        },
+    )
+    .await;
+
+    let (url, stop, task) = view(data.path(), &store.url).await;
+    let (status, doc, _) = get(&format!("{url}/accounts/{id}?min_version=2")).await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["balance"], 70);
+    assert_eq!(doc["changes"][0]["balance_delta"], -30);
+    stop.cancel();
+    task.await.expect("joined").expect("stopped cleanly");
+
+    // Written while the view is down; the restarted view must apply only this one.
+    append(
+        &client,
+        id,
+        2,
+        AccountEvent::AccountCredited {
+            amount: Money::from_minor(5),
+            transaction_id: TransferId::new(),
+        },
+    )
+    .await;
+    let (url, _stop, _task) = view(data.path(), &store.url).await;
+    let (status, doc, _) = get(&format!("{url}/accounts/{id}?min_version=3")).await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["balance"], 75, "each event applied exactly once: {doc}");
+    assert_eq!(doc["changes"].as_array().map(Vec::len), Some(2));
+    let (_, health, _) = get(&format!("{url}/health")).await;
+    assert_eq!(health["checkpoint"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_for_a_version_the_view_lacks_waits_then_answers_503() {
+    let store = store().await;
+    let client = EventStoreClient::new(&store.url).expect("client");
+    let data = tempfile::tempdir().expect("data dir");
+    let (url, _stop, _task) = view(data.path(), &store.url).await;
+    let id = AccountId::new();
+
+    // Not there yet: 404 without min_version, 503 with it.
+    let (status, _, _) = get(&format!("{url}/accounts/{id}")).await;
+    assert_eq!(status, 404);
+    let (status, body, retry) = get(&format!("{url}/accounts/{id}?min_version=1")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "view_out_of_date");
+    assert_eq!(body["view_version"], 0);
+    assert_eq!(retry.as_deref(), Some("1"));
+
+    // A query that is waiting when the event arrives is answered as soon as it is applied.
+    let waiting = tokio::spawn({
+        let url = format!("{url}/accounts/{id}?min_version=1");
+        async move { get(&url).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    append(&client, id, 0, opened(9)).await;
+    let (status, doc, _) = waiting.await.expect("joined");
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["balance"], 9);
+}
