@@ -64,18 +64,25 @@ async fn main() -> anyhow::Result<()> {
 
     let plain: Repository<Account> = Repository::new(client.clone());
     let snapshots: Repository<Account> = Repository::new(client.clone()).with_snapshots(100);
-    // Save the snapshot at the last version, as the accounts service does every 100 events.
-    let loaded = plain.load(&stream).await?;
-    client
-        .save_snapshot(
+    // One more command through the snapshotting repository saves the snapshot, as the accounts
+    // service does every 100 events.
+    snapshots
+        .execute(
             &stream,
-            &es_core::Snapshot {
-                version: loaded.version,
-                state: serde_json::to_value(&loaded.state)?,
+            banking::AccountCommand::Credit {
+                amount: Money::from_minor(1),
+                transaction_id: TransferId::new(),
             },
         )
         .await?;
-
+    let loaded = snapshots.load(&stream).await?;
+    anyhow::ensure!(
+        loaded.snapshot_version == loaded.version,
+        "the snapshot was not used: {} vs {}",
+        loaded.snapshot_version,
+        loaded.version
+    );
+    let version = loaded.version;
     let without = time_loads(&plain, &stream, 3).await?;
     let with = time_loads(&snapshots, &stream, 20).await?;
     println!(
