@@ -1,0 +1,212 @@
+//! The `deployer` binary: exit codes and one-line errors.
+
+use std::process::Command;
+
+use crate::support::{self, build_canary, canary_service, Project};
+
+fn deployer(args: &[&str]) -> Command {
+    let mut c = Command::new(support::deployer_bin());
+    c.args(args);
+    c
+}
+
+#[test]
+fn an_unreachable_docker_host_gives_one_clear_line_and_exit_1() {
+    let port = support::free_port();
+    let out = deployer(&["smoke-test", "anything:1"])
+        .env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
+        .output()
+        .expect("run deployer");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "deployer: error: connecting to Docker: cannot reach the Docker Engine at tcp://127.0.0.1:{port}: "
+        )) && stderr.trim_end().ends_with("start the daemon or point DOCKER_HOST at it"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
+}
+
+#[test]
+fn an_unsupported_docker_host_scheme_is_explained() {
+    let out = deployer(&["lock", "status", "--project", "x"])
+        .env("DOCKER_HOST", "ssh://me@example")
+        .output()
+        .expect("run deployer");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "deployer: error: connecting to Docker: bad Docker connection settings: DOCKER_HOST=ssh://me@example uses an unsupported scheme; use unix:///path/to/docker.sock or tcp://host:port"
+    );
+}
+
+#[test]
+fn help_at_every_level_has_an_example() {
+    for args in [
+        vec!["--help"],
+        vec!["plan", "--help"],
+        vec!["apply", "--help"],
+        vec!["lock", "--help"],
+        vec!["history", "--help"],
+        vec!["rollback", "--help"],
+        vec!["smoke-test", "--help"],
+        vec!["status", "--help"],
+        vec!["down", "--help"],
+    ] {
+        let out = deployer(&args).output().expect("run deployer");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Example"), "{args:?} has an example:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_test_passes_on_a_good_image_and_fails_with_logs_on_a_bad_one() {
+    let Some(engine) = support::docker().await else {
+        return;
+    };
+    let p = Project::new("smoke");
+    build_canary(&p.image("good"), &p.name, &[], false);
+    build_canary(
+        &p.image("bad"),
+        &p.name,
+        &[("CANARY_HEALTH", "fail")],
+        false,
+    );
+    let count = || async {
+        engine
+            .list_containers(&[("deployer.smoke-test", None)])
+            .await
+            .expect("list")
+            .into_iter()
+            .filter(|c| c.image.contains(&p.name))
+            .count()
+    };
+
+    let good = deployer(&[
+        "smoke-test",
+        &p.image("good"),
+        "--port",
+        "8090",
+        "--timeout",
+        "20s",
+    ])
+    .output()
+    .expect("run");
+    assert_eq!(
+        good.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert_eq!(count().await, 0, "the container is removed");
+
+    let bad = deployer(&[
+        "smoke-test",
+        &p.image("bad"),
+        "--port",
+        "8090",
+        "--timeout",
+        "2s",
+        "--env",
+        "CANARY_VERSION=smoke-v9",
+    ])
+    .output()
+    .expect("run");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("answered 503"), "{stderr}");
+    assert!(
+        stderr.contains("canary smoke-v9 listening on port 8090"),
+        "the logs are printed: {stderr}"
+    );
+    assert_eq!(
+        count().await,
+        0,
+        "the container is removed after a failure too"
+    );
+
+    let missing = deployer(&["smoke-test", &p.image("never-built")])
+        .output()
+        .expect("run");
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("the image is not on the Docker Engine"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_detailed_exitcode_and_json_then_apply_then_no_changes() {
+    let Some(engine) = support::docker().await else {
+        return;
+    };
+    let p = Project::new("cli");
+    build_canary(&p.image("v1"), &p.name, &[], false);
+    let file = p.write(
+        "deploy.yaml",
+        &format!(
+            "project: {}\nservices:\n{}",
+            p.name,
+            canary_service("api", &p.image("v1"), "")
+        ),
+    );
+    let f = file.to_str().expect("utf-8 path");
+
+    let plan = deployer(&["plan", "-f", f, "--detailed-exitcode", "--output", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        plan.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&plan.stdout).expect("plan JSON on stdout");
+    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["summary"]["create"], 1);
+
+    let apply = deployer(&["apply", "-f", f]).output().expect("run");
+    assert_eq!(
+        apply.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+
+    let plan = deployer(&["plan", "-f", f, "--detailed-exitcode"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("No changes."));
+
+    let status = deployer(&["status", "-f", f, "--output", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(status.status.code(), Some(0));
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(s[0]["service"], "api");
+    assert_eq!(s[0]["pending"], "unchanged");
+    assert_eq!(s[0]["containers"][0]["state"], "running");
+
+    let lock = deployer(&["lock", "status", "-f", f])
+        .output()
+        .expect("run");
+    assert_eq!(
+        String::from_utf8_lossy(&lock.stdout).trim(),
+        format!("project {} is not locked", p.name)
+    );
+    let history = deployer(&["history", "-f", f]).output().expect("run");
+    assert!(String::from_utf8_lossy(&history.stdout).contains("apply  succeeded"));
+    drop(engine);
+}

@@ -1,0 +1,337 @@
+//! Test harness for the deployer's Docker tests: static binaries built once, `FROM scratch`
+//! canary images, a real registry on a free port, unique projects, and Drop-guard cleanup.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use deployer::engine::Engine;
+use deployer::manifest::{self, Manifest};
+use deployer::registry::{DockerConfig, RegistryClient};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tool/ has a parent")
+        .to_path_buf()
+}
+
+/// Connects to Docker, or: panics when `DEPLOYER_REQUIRE_DOCKER=1`, else prints a notice and
+/// returns `None` (the test then returns early).
+pub async fn docker() -> Option<Engine> {
+    match Engine::from_env().await {
+        Ok(e) => Some(e),
+        Err(err) => {
+            if std::env::var("DEPLOYER_REQUIRE_DOCKER").as_deref() == Ok("1") {
+                panic!("DEPLOYER_REQUIRE_DOCKER=1 but the Docker Engine does not answer: {err}");
+            }
+            eprintln!("NOTICE: skipping a Docker test, the engine does not answer: {err}");
+            None
+        }
+    }
+}
+
+/// A registry client with no credentials.
+pub fn registry_client() -> RegistryClient {
+    RegistryClient::new(DockerConfig::default()).expect("registry client")
+}
+
+/// Path of the static canary binary, built once per test process with `ci/build-static.sh`.
+pub fn canary_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = workspace();
+            let status = Command::new(root.join("ci/build-static.sh"))
+                .arg("canary")
+                .current_dir(&root)
+                .status()
+                .expect("running ci/build-static.sh");
+            assert!(status.success(), "ci/build-static.sh canary failed");
+            let bin = root.join("target/x86_64-unknown-linux-gnu/release/canary");
+            assert!(bin.exists(), "{} missing after the build", bin.display());
+            bin
+        })
+        .clone()
+}
+
+/// Runs a command, panicking with its output when it fails; returns stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Builds a `FROM scratch` canary image `tag`, with extra `ENV` lines baked in (e.g.
+/// `CANARY_HEALTH=fail` for a broken version), labelled for cleanup by `project`.
+pub fn build_canary(tag: &str, project: &str, env: &[(&str, &str)], healthcheck: bool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(canary_binary(), dir.path().join("canary")).expect("copy canary");
+    let mut dockerfile = String::from("FROM scratch\nCOPY canary /canary\nENV PORT=8090\n");
+    for (k, v) in env {
+        dockerfile.push_str(&format!("ENV {k}={v}\n"));
+    }
+    if healthcheck {
+        dockerfile.push_str(
+            "HEALTHCHECK --interval=1s --timeout=1s --retries=3 CMD [\"/canary\", \"healthcheck\"]\n",
+        );
+    }
+    dockerfile.push_str(&format!(
+        "LABEL deployer.test-project={project}\nEXPOSE 8090\nENTRYPOINT [\"/canary\"]\n"
+    ));
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).expect("write Dockerfile");
+    run(Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(dir.path())
+        .env("DOCKER_BUILDKIT", "0"));
+}
+
+/// A unique project; removes its containers, networks, volumes and test images on drop.
+pub struct Project {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(test: &str) -> Project {
+        static COUNTER: Mutex<u32> = Mutex::new(0);
+        let n = {
+            let mut c = COUNTER.lock().unwrap_or_else(|e| e.into_inner());
+            *c += 1;
+            *c
+        };
+        let name = format!("t{}-{test}-{n}", std::process::id());
+        Project {
+            name,
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// An image tag for this project.
+    pub fn image(&self, variant: &str) -> String {
+        format!("deployer-test/{}:{variant}", self.name)
+    }
+
+    /// Writes a manifest file and returns its path.
+    pub fn write(&self, file: &str, yaml: &str) -> PathBuf {
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, yaml).expect("write manifest");
+        path
+    }
+
+    /// Writes and loads a manifest.
+    pub fn manifest(&self, yaml: &str) -> Manifest {
+        let path = self.write("deploy.yaml", yaml);
+        manifest::load(&[path], &|k| std::env::var(k).ok()).expect("valid manifest")
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let filter = format!("label=deployer.project={}", self.name);
+        let ids = |args: &[&str]| -> Vec<String> {
+            Command::new("docker")
+                .args(args)
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let containers = ids(&["ps", "-aq", "--filter", &filter]);
+        if !containers.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&containers)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        for n in ids(&["network", "ls", "-q", "--filter", &filter]) {
+            let _ = Command::new("docker")
+                .args(["network", "rm", &n])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let volumes = ids(&["volume", "ls", "-q", "--filter", &filter]);
+        if !volumes.is_empty() {
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f"])
+                .args(&volumes)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let images = ids(&[
+            "images",
+            "-q",
+            "--filter",
+            &format!("label=deployer.test-project={}", self.name),
+        ]);
+        if !images.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f"])
+                .args(&images)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        // Registry-tagged copies of this project's images.
+        let tagged = ids(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+        let mine: Vec<&String> = tagged.iter().filter(|t| t.contains(&self.name)).collect();
+        if !mine.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f"])
+                .args(mine)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Debian's `docker-registry` on 127.0.0.1 on a free port, with storage in a temp dir.
+pub struct Registry {
+    pub addr: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub async fn start() -> Registry {
+        let bin = Path::new("/usr/bin/docker-registry");
+        assert!(
+            bin.exists(),
+            "docker-registry is not installed; run `apt-get install -y docker-registry` (ci/test.sh does)"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        );
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).expect("write registry config");
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let registry = Registry {
+            addr: addr.clone(),
+            child,
+            _dir: dir,
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = reqwest::get(format!("http://{addr}/v2/")).await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "docker-registry did not answer on {addr}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        registry
+    }
+
+    /// Tags `local` as `<addr>/<repo>` and pushes it; returns the pushed reference.
+    pub fn push(&self, local: &str, repo: &str) -> String {
+        let remote = format!("{}/{repo}", self.addr);
+        run(Command::new("docker").args(["tag", local, &remote]));
+        run(Command::new("docker").args(["push", &remote]));
+        remote
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// `GET http://<container ip>:8090<path>` of a container: (status, body).
+pub async fn get(engine: &Engine, container: &str, path: &str) -> Result<(u16, String), String> {
+    let d = engine
+        .inspect_container(container)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ip = d.ips.values().next().ok_or("container has no IP")?;
+    let resp = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| e.to_string())?
+        .get(format!("http://{ip}:8090{path}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await.unwrap_or_default()))
+}
+
+/// The project's service containers: (service, id, name), sorted.
+pub async fn containers(engine: &Engine, project: &str) -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = engine
+        .list_containers(&[
+            ("deployer.project", Some(project)),
+            ("deployer.service", None),
+        ])
+        .await
+        .expect("list containers")
+        .into_iter()
+        .map(|c| {
+            (
+                c.labels
+                    .get("deployer.service")
+                    .cloned()
+                    .unwrap_or_default(),
+                c.id,
+                c.name,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The deployer binary.
+pub fn deployer_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_deployer"))
+}
+
+/// A manifest service block for the canary with a fast health check.
+pub fn canary_service(name: &str, image: &str, extra: &str) -> String {
+    format!(
+        "  {name}:\n    image: {image}\n    health:\n      path: /health\n      port: 8090\n      interval: 100ms\n      timeout: 1s\n      retries: 10\n    stop_grace_period: 2s\n{extra}"
+    )
+}
