@@ -69,29 +69,68 @@ fn payload(i: u64) -> Value {
     json!({"account_id": "5f0c6a1e-2b8a-4d7e-9b1a-0f6d2f3c4b5a", "amount": 1000 + i, "transaction_id": i})
 }
 
-fn events(n: usize, i: u64) -> Vec<Value> {
-    (0..n)
-        .map(|_| {
-            json!({"event_id": Uuid::new_v4().to_string(), "event_type": "AccountCredited",
-                   "data": payload(i), "metadata": {"correlation_id": "bench"}})
-        })
-        .collect()
+/// An append body with `n` events, written without building a JSON tree (less client CPU).
+fn append_body(expected: u64, n: usize, i: u64) -> String {
+    use std::fmt::Write as _;
+    let mut body = format!(r#"{{"expected_version":{expected},"events":["#);
+    for k in 0..n {
+        if k > 0 {
+            body.push(',');
+        }
+        let _ = write!(
+            body,
+            r#"{{"event_id":"{}","event_type":"AccountCredited","data":{{"account_id":"5f0c6a1e-2b8a-4d7e-9b1a-0f6d2f3c4b5a","amount":{},"transaction_id":{i}}},"metadata":{{"correlation_id":"bench"}}}}"#,
+            Uuid::new_v4(),
+            1000 + i
+        );
+    }
+    body.push_str("]}");
+    body
+}
+
+#[derive(serde::Deserialize)]
+struct AppendAnswer {
+    version: u64,
 }
 
 struct Figures {
     events: u64,
     elapsed: Duration,
     latency: Histogram<u64>,
+    /// CPU seconds used by the server and by this (client) process during the run.
+    server_cpu: f64,
+    client_cpu: f64,
+}
+
+/// User + system CPU seconds of a process, from /proc (0 where unavailable).
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
 }
 
 /// `clients` tasks, each appending batches of `batch` events to its own stream for `secs`.
 async fn append_run(
-    address: &str,
+    server: &Server,
     label: &str,
     clients: usize,
     batch: usize,
     secs: f64,
 ) -> Figures {
+    let address = &server.address;
+    let server_pid = server.child.id().to_string();
+    let server_cpu = cpu_seconds(&server_pid);
+    let client_cpu = cpu_seconds("self");
     let client = client();
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
@@ -104,8 +143,7 @@ async fn append_run(
             let mut version = 0u64;
             let mut count = 0u64;
             while Instant::now() < deadline {
-                let body = json!({"expected_version": version, "events": events(batch, version)})
-                    .to_string();
+                let body = append_body(version, batch, version);
                 let sent = Instant::now();
                 let response = client
                     .post(&url)
@@ -115,11 +153,13 @@ async fn append_run(
                     .await
                     .expect("append request");
                 assert_eq!(response.status(), 200, "append failed");
-                let answer: Value = response.json().await.expect("append answer");
+                let bytes = response.bytes().await.expect("append answer");
                 latency
                     .record(sent.elapsed().as_micros() as u64)
                     .expect("record");
-                version = answer["version"].as_u64().expect("version");
+                let answer: AppendAnswer =
+                    serde_json::from_slice(&bytes).expect("append answer JSON");
+                version = answer.version;
                 count += batch as u64;
             }
             (count, latency)
@@ -136,17 +176,21 @@ async fn append_run(
         events: total,
         elapsed: started.elapsed(),
         latency,
+        server_cpu: cpu_seconds(&server_pid) - server_cpu,
+        client_cpu: cpu_seconds("self") - client_cpu,
     }
 }
 
 fn print_run(name: &str, f: &Figures) {
     let rate = f.events as f64 / f.elapsed.as_secs_f64();
     println!(
-        "{name:<34} {rate:>10.0} events/s   append latency p50 {:>7.2} ms  p99 {:>7.2} ms  ({} events, {} appends)",
+        "{name:<30} {rate:>8.0} events/s  latency p50 {:>6.2} ms  p99 {:>6.2} ms  ({} events, {} appends; CPU s: server {:.1}, client {:.1})",
         f.latency.value_at_quantile(0.50) as f64 / 1000.0,
         f.latency.value_at_quantile(0.99) as f64 / 1000.0,
         f.events,
         f.latency.len(),
+        f.server_cpu,
+        f.client_cpu,
     );
 }
 
@@ -278,12 +322,12 @@ fn main() {
     );
     runtime.block_on(async {
         // Warm-up (connections, page cache).
-        append_run(&server.address, "warmup", 16, 1, 1.0).await;
+        append_run(&server, "warmup", 16, 1, 1.0).await;
         for clients in [1, 16, 64] {
-            let f = append_run(&server.address, &format!("single{clients}"), clients, 1, secs).await;
+            let f = append_run(&server, &format!("single{clients}"), clients, 1, secs).await;
             print_run(&format!("{clients} clients x 1 event"), &f);
         }
-        let f = append_run(&server.address, "batch64", 64, 100, secs).await;
+        let f = append_run(&server, "batch64", 64, 100, secs).await;
         print_run("64 clients x batches of 100", &f);
 
         let (lag, sent, early) = lag_run(&server.address, lag_rate, secs).await;
