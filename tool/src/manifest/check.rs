@@ -102,6 +102,8 @@ pub(super) fn check(
             Ok(node) => {
                 root = Some(match root {
                     None => node,
+                    // An empty overlay changes nothing.
+                    Some(base) if node.kind == Kind::Null => base,
                     Some(base) => yaml::merge(base, node),
                 });
             }
@@ -186,6 +188,17 @@ impl<'a> Checker<'a> {
     }
 
     fn manifest(&mut self, root: &Node) -> Option<Manifest> {
+        if root.kind == Kind::Null {
+            self.err(
+                root.pos,
+                "",
+                Problem::new(
+                    "the manifest is empty",
+                    "start it with `project: NAME` and `services:`",
+                ),
+            );
+            return None;
+        }
         let entries = self.map(root, "", "write a map with `project:` and `services:`")?;
         let f = self.fields(entries, "", TOP_KEYS);
         let project = match f.get("project") {

@@ -253,6 +253,23 @@ service db
 }
 
 #[test]
+fn an_empty_overlay_changes_nothing() {
+    check(
+        &[
+            ("m.yaml", "project: p\nservices:\n  api: {image: api}\n"),
+            ("empty.yaml", "# nothing yet\n"),
+        ],
+        "
+project p
+network default -> p-default
+service api
+  image api
+  networks default
+  replicas 1 update StartFirst/1/Rollback restart UnlessStopped grace 10s",
+    );
+}
+
+#[test]
 fn env_files_and_secrets_are_read_relative_to_the_manifest() {
     let dir = TempDir::new("env-files");
     let write = |name: &str, text: &str| {

@@ -124,8 +124,11 @@ impl<'a> Builder<'a> {
                 },
                 key: String::new(),
                 problem: format!("invalid YAML: {}", e.info()),
-                fix: "check the indentation, the `:` after each key and the quoting near here"
-                    .into(),
+                fix: if e.info().contains("tab") {
+                    "indent with spaces; YAML does not allow tabs for indentation".into()
+                } else {
+                    "check the indentation, the `:` after each key and the quoting near here".into()
+                },
             }),
             None => Err(ParseError {
                 pos: Pos {
