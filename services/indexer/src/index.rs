@@ -218,6 +218,12 @@ impl SearchIndex {
                 results.push(Hit { score, entry });
             }
         }
+        // Equal scores are ordered by key, so the same index always answers in the same order.
+        results.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.entry.key().cmp(&b.entry.key()))
+        });
         Ok(Ok(SearchResults { total, results }))
     }
 
