@@ -36,13 +36,13 @@ port_of() {
 }
 
 healthy() {
-  # /dev/tcp keeps the script free of curl: send GET /health, read the status line.
-  local port=$1 line
-  exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
-  printf 'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
-  IFS= read -r -t 2 line <&3 || true
-  exec 3<&- 3>&-
-  [[ "$line" == *" 200 "* ]]
+  # /dev/tcp keeps the script free of curl: send GET /health, read the status line. A subshell
+  # so that a refused connection cannot end this script.
+  timeout 3 bash -c '
+    exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
+    printf "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" >&3
+    IFS= read -r line <&3 || exit 1
+    [[ "$line" == *" 200 "* ]]' "$1" 2>/dev/null
 }
 
 running() {

@@ -103,6 +103,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        // reqwest may be built with rustls but no crypto provider (features unify across the
+        // workspace); install ring as the process default so building a client cannot panic.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
