@@ -11,6 +11,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use service_kit::{Counter, Gauge};
+use tokio::sync::mpsc;
 
 use crate::archive::{Archive, ArchiveError};
 use crate::manifest::{Manifest, ManifestError};
@@ -72,6 +73,10 @@ pub enum ArchiverError {
     Segment(#[from] SegmentError),
     #[error("could not extend the manifest: {0}")]
     Manifest(#[from] ManifestError),
+    #[error("the reading task stopped unexpectedly; restart the archiver")]
+    ReaderStopped,
+    #[error("a segment task failed: {0}")]
+    Task(String),
 }
 
 /// Events waiting to become a segment.
@@ -189,6 +194,9 @@ impl Archiver {
     /// Archives until `shutdown` completes, then flushes what is buffered and returns. Outages
     /// of the store or the object store are waited out; only a refusal or a log that does not
     /// continue the archive ends the loop with an error.
+    ///
+    /// A reader task long-polls the store ahead of the writer (at most two pages), so reading
+    /// overlaps with compressing and writing segments.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ArchiverError> {
         tokio::pin!(shutdown);
         let mut failures = 0u32;
@@ -199,82 +207,93 @@ impl Archiver {
                 Err(error) if is_transient(&error) => {
                     failures += 1;
                     tracing::warn!(%error, "could not start archiving; retrying");
-                    if self.pause(failures, &mut shutdown).await {
+                    if pause(failures, &mut shutdown).await {
                         return Ok(());
                     }
                 }
                 Err(error) => return Err(error),
             }
         };
-        failures = 0;
+        let (pages_tx, mut pages) = mpsc::channel(2);
+        let reader = ReadAhead {
+            client: self.client.clone(),
+            settings: self.settings.clone(),
+            metrics: self.metrics.clone(),
+            after: manifest.last_position(),
+        };
+        let _reader = AbortOnDrop(tokio::spawn(reader.run(pages_tx)));
         let mut buffer = SegmentBuffer::new();
+        let mut expected = manifest.last_position() + 1;
         let policy = self.settings.flush;
         loop {
-            if buffer.is_due(&policy, Instant::now()) {
-                match self.flush(&mut manifest, &mut buffer).await {
-                    Ok(()) => failures = 0,
-                    Err(error) if is_transient(&error) => {
-                        failures += 1;
-                        self.metrics.flush_failures.inc();
-                        tracing::warn!(%error, buffered = buffer.len(), "could not flush a segment; retrying");
-                        if self.pause(failures, &mut shutdown).await {
-                            return Ok(());
-                        }
-                        continue;
-                    }
-                    Err(error) => return Err(error),
-                }
+            if buffer.is_due(&policy, Instant::now())
+                && self
+                    .flush_until_done(&mut manifest, &mut buffer, &mut shutdown)
+                    .await?
+            {
+                return Ok(());
             }
-            let after = buffer
-                .last_position()
-                .unwrap_or_else(|| manifest.last_position());
             let wait = buffer
                 .time_left(&policy, Instant::now())
-                .unwrap_or(self.settings.poll_wait);
-            // Never read past the segment's event limit, so segments hold exactly that many.
-            let room = policy.max_events.saturating_sub(buffer.len()).max(1);
-            let limit = self.settings.batch.min(room);
-            let read = self.client.poll(&self.settings.group, after, limit, wait);
-            let page = tokio::select! {
+                .unwrap_or(Duration::from_secs(3600));
+            let events = tokio::select! {
                 () = &mut shutdown => {
                     self.final_flush(&mut manifest, &mut buffer).await;
                     return Ok(());
                 }
-                page = read => page,
+                () = tokio::time::sleep(wait) => continue,
+                page = pages.recv() => match page {
+                    Some(Ok(events)) => events,
+                    Some(Err(error)) => return Err(ArchiverError::Store(error)),
+                    None => return Err(ArchiverError::ReaderStopped),
+                },
             };
-            match page {
-                Ok(page) => {
-                    failures = 0;
-                    self.metrics.store_reachable.set(1);
-                    self.metrics.store_head.set(to_i64(page.head));
-                    let now = Instant::now();
-                    let mut expected = after + 1;
-                    for event in page.events {
-                        if event.position < expected {
-                            continue; // already held; cannot happen with a well-behaved store
-                        }
-                        if event.position != expected {
-                            return Err(ArchiverError::Discontinuous {
-                                expected,
-                                found: event.position,
-                            });
-                        }
-                        expected += 1;
-                        buffer.push(event, now);
-                    }
-                    self.metrics.buffered_events.set(buffer.len() as i64);
+            let now = Instant::now();
+            for event in events {
+                if event.position < expected {
+                    continue; // already held; cannot happen with a well-behaved store
                 }
-                Err(error) if error.is_outage() => {
+                if event.position != expected {
+                    return Err(ArchiverError::Discontinuous {
+                        expected,
+                        found: event.position,
+                    });
+                }
+                expected += 1;
+                buffer.push(event, now);
+                if buffer.is_full(&policy)
+                    && self
+                        .flush_until_done(&mut manifest, &mut buffer, &mut shutdown)
+                        .await?
+                {
+                    return Ok(());
+                }
+            }
+            self.metrics.buffered_events.set(buffer.len() as i64);
+        }
+    }
+
+    /// Flushes, retrying object-store failures with backoff. Returns true when shutdown came
+    /// first (the buffered events are read again at the next start).
+    async fn flush_until_done(
+        &self,
+        manifest: &mut Manifest,
+        buffer: &mut SegmentBuffer,
+        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<bool, ArchiverError> {
+        let mut failures = 0;
+        loop {
+            match self.flush(manifest, buffer).await {
+                Ok(()) => return Ok(false),
+                Err(error) if is_transient(&error) => {
                     failures += 1;
-                    self.metrics.store_errors.inc();
-                    self.metrics.store_reachable.set(0);
-                    tracing::warn!(%error, "event store unavailable; retrying");
-                    if self.pause(failures, &mut shutdown).await {
-                        self.final_flush(&mut manifest, &mut buffer).await;
-                        return Ok(());
+                    self.metrics.flush_failures.inc();
+                    tracing::warn!(%error, buffered = buffer.len(), "could not flush a segment; retrying");
+                    if pause(failures, shutdown).await {
+                        return Ok(true);
                     }
                 }
-                Err(error) => return Err(ArchiverError::Store(error)),
+                Err(error) => return Err(error),
             }
         }
     }
@@ -318,7 +337,15 @@ impl Archiver {
         if buffer.is_empty() {
             return Ok(());
         }
-        let encoded = segment::encode(buffer.events())?;
+        let events = std::mem::take(&mut buffer.events);
+        let (events, encoded) = tokio::task::spawn_blocking(move || {
+            let encoded = segment::encode(&events);
+            (events, encoded)
+        })
+        .await
+        .map_err(|e| ArchiverError::Task(e.to_string()))?;
+        buffer.events = events;
+        let encoded = encoded?;
         let entry = self.archive.put_segment(&encoded).await?;
         let mut next = manifest.clone();
         next.push(entry.clone())?;
@@ -351,19 +378,80 @@ impl Archiver {
             tracing::warn!(%error, position, "could not acknowledge archived events; the checkpoint catches up later");
         }
     }
+}
 
-    /// Backs off; returns true when shutdown came first.
-    async fn pause(
-        &self,
-        failures: u32,
-        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
-    ) -> bool {
-        let wait = Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)).min(5000));
-        tokio::select! {
-            () = shutdown => true,
-            () = tokio::time::sleep(wait) => false,
+/// Reads the log ahead of the writer and hands it pages of events.
+struct ReadAhead {
+    client: StoreClient,
+    settings: Settings,
+    metrics: Metrics,
+    /// The last position read.
+    after: u64,
+}
+
+impl ReadAhead {
+    /// Polls until the writer goes away. Outages are retried; a refusal is passed on and ends
+    /// the reader.
+    async fn run(mut self, pages: mpsc::Sender<Result<Vec<ArchivedEvent>, StoreError>>) {
+        let mut failures = 0u32;
+        loop {
+            let polled = self
+                .client
+                .poll(
+                    &self.settings.group,
+                    self.after,
+                    self.settings.batch,
+                    self.settings.poll_wait,
+                )
+                .await;
+            match polled {
+                Ok(page) => {
+                    failures = 0;
+                    self.metrics.store_reachable.set(1);
+                    self.metrics.store_head.set(to_i64(page.head));
+                    let Some(last) = page.events.last() else {
+                        continue;
+                    };
+                    self.after = last.position;
+                    if pages.send(Ok(page.events)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) if error.is_outage() => {
+                    failures += 1;
+                    self.metrics.store_errors.inc();
+                    self.metrics.store_reachable.set(0);
+                    tracing::warn!(%error, "event store unavailable; retrying");
+                    tokio::time::sleep(backoff(failures)).await;
+                }
+                Err(error) => {
+                    let _ = pages.send(Err(error)).await;
+                    return;
+                }
+            }
         }
     }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Backs off; returns true when shutdown came first.
+async fn pause(failures: u32, shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>) -> bool {
+    tokio::select! {
+        () = shutdown => true,
+        () = tokio::time::sleep(backoff(failures)) => false,
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)).min(5000))
 }
 
 fn is_transient(error: &ArchiverError) -> bool {
