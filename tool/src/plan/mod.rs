@@ -448,7 +448,11 @@ fn current(c: &ObservedContainer) -> CurrentContainer {
         id: c.id.clone(),
         name: c.name.clone(),
         replica: replica_of(c),
-        image_digest: c.labels.get(labels::IMAGE_DIGEST).cloned(),
+        image_digest: c
+            .labels
+            .get(labels::IMAGE_DIGEST)
+            .filter(|d| !d.is_empty())
+            .cloned(),
         spec_hash: c.labels.get(labels::SPEC_HASH).cloned(),
         state: c.state,
         health: c.health,
@@ -492,7 +496,8 @@ fn service_action(
             }
         }
         if let Some(want) = image_digest {
-            let have = c.labels.get(labels::IMAGE_DIGEST);
+            // An empty label means the digest was unknown when the container was created.
+            let have = c.labels.get(labels::IMAGE_DIGEST).filter(|d| !d.is_empty());
             if have.map(String::as_str) != Some(want) && image_from.is_none() {
                 image_from = Some(have.cloned());
             }

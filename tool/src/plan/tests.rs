@@ -261,6 +261,22 @@ fn a_moved_tag_replaces_by_digest() {
         &plan,
         "api: unchanged\ndb: unchanged\nworker: replace [image digest changed: sha256:aaaaaaaaaaaa -> sha256:bbbbbbbbbbbb]",
     );
+    // A container created while the digest was unknown (empty label) shows `unknown`.
+    let plan = replan(
+        |s| s.to_owned(),
+        |o| {
+            for c in &mut o.containers {
+                if c.service == "worker" {
+                    c.labels
+                        .insert(crate::labels::IMAGE_DIGEST.into(), String::new());
+                }
+            }
+        },
+    );
+    check(
+        &plan,
+        "api: unchanged\ndb: unchanged\nworker: replace [image digest changed: unknown -> sha256:aaaaaaaaaaaa]",
+    );
     // An unknown digest is no reason to replace.
     let plan = replan(
         |s| s.to_owned(),
