@@ -1,6 +1,8 @@
 //! The account view against a real event store (both in-process on port 0): projection,
 //! read-your-writes and restart safety.
 
+mod process;
+
 use std::time::Duration;
 
 use banking::{Account, AccountEvent, AccountId, Money, TransferId};
