@@ -36,7 +36,8 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Why a manifest could not be loaded. Displays as
-/// `FILE:LINE:COL: services.api.ports[0]: <problem>; <fix>`, one line per problem.
+/// `FILE:LINE:COL: services.api.ports[0]: <problem>; <fix>`; several problems as `N problems:`
+/// then one such line each.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("no manifest file given; pass one with -f FILE")]
@@ -62,9 +63,11 @@ impl ManifestError {
     }
 }
 
+/// One problem on one line; several as `N problems:` followed by one line each.
 fn join(d: &[Diagnostic]) -> String {
-    d.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
+    let lines: Vec<String> = d.iter().map(ToString::to_string).collect();
+    match lines.len() {
+        1 => lines.join(""),
+        n => format!("{n} problems:\n{}", lines.join("\n")),
+    }
 }
