@@ -86,3 +86,18 @@ fn the_annotated_example_is_valid() {
         ["event-store"]
     );
 }
+
+#[test]
+fn the_repository_manifests_are_valid() {
+    let none = |_: &str| None;
+    let local = PathBuf::from("../manifests/local.yaml");
+    let m = manifest::load(std::slice::from_ref(&local), &none)
+        .unwrap_or_else(|e| panic!("manifests/local.yaml must load:\n{e}"));
+    assert!(m.services.contains_key("gateway"));
+    let ci = PathBuf::from("../manifests/ci.yaml");
+    if ci.exists() {
+        let m = manifest::load(&[ci], &none)
+            .unwrap_or_else(|e| panic!("manifests/ci.yaml must load:\n{e}"));
+        assert_eq!(m.project.as_str(), "bank-ci");
+    }
+}
