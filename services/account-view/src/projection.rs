@@ -167,3 +167,142 @@ fn split_stream(stream: &StreamId) -> Option<(&str, &str)> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(
+        stream: &str,
+        version: u64,
+        event_type: &str,
+        data: serde_json::Value,
+    ) -> EventEnvelope {
+        serde_json::from_value(json!({
+            "event_id": "6f1c2b9e-0000-4000-8000-000000000009",
+            "stream_id": stream,
+            "version": version,
+            "position": 7,
+            "event_type": event_type,
+            "data": data,
+            "recorded_at": "2026-11-26T12:00:00Z"
+        }))
+        .expect("envelope")
+    }
+
+    const ACCOUNT: &str = "Account-11111111-1111-4111-8111-111111111111";
+    const TRANSFER: &str = "MoneyTransfer-33333333-3333-4333-8333-333333333333";
+    const TX: &str = "33333333-3333-4333-8333-333333333333";
+
+    fn check(event: EventEnvelope, expected: &str) {
+        let got = match project(&event) {
+            Ok(changes) => changes
+                .iter()
+                .map(|c| match c {
+                    ViewChange::OpenAccount {
+                        balance, version, ..
+                    } => format!("open {balance} v{version}"),
+                    ViewChange::RecordChange {
+                        version, change, ..
+                    } => format!(
+                        "{} {} v{version}",
+                        change.transaction_type, change.balance_delta
+                    ),
+                    ViewChange::CloseAccount { version, .. } => format!("close v{version}"),
+                    ViewChange::PutTransfer {
+                        state,
+                        version,
+                        description,
+                        ..
+                    } => {
+                        format!("transfer {state} v{version} {description:?}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            Err(e) => format!("error: {e}"),
+        };
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn each_event_maps_to_its_view_change() {
+        check(
+            envelope(
+                ACCOUNT,
+                1,
+                "AccountOpened",
+                json!({"title": "t", "initial_balance": 150}),
+            ),
+            "open 150 v1",
+        );
+        check(
+            envelope(
+                ACCOUNT,
+                2,
+                "AccountDebited",
+                json!({"amount": 80, "transaction_id": TX}),
+            ),
+            "debit -80 v2",
+        );
+        check(
+            envelope(
+                ACCOUNT,
+                3,
+                "AccountCredited",
+                json!({"amount": 5, "transaction_id": TX}),
+            ),
+            "credit 5 v3",
+        );
+        check(
+            envelope(
+                ACCOUNT,
+                4,
+                "AccountRefunded",
+                json!({"amount": 80, "transaction_id": TX}),
+            ),
+            "refund 80 v4",
+        );
+        check(
+            envelope(
+                ACCOUNT,
+                5,
+                "AccountDebitFailedDueToInsufficientFunds",
+                json!({"transaction_id": TX}),
+            ),
+            "failed_debit 0 v5",
+        );
+        check(envelope(ACCOUNT, 6, "AccountClosed", json!({})), "close v6");
+        let details = json!({
+            "from_account_id": "11111111-1111-4111-8111-111111111111",
+            "to_account_id": "22222222-2222-4222-8222-222222222222",
+            "amount": 80
+        });
+        check(
+            envelope(TRANSFER, 1, "MoneyTransferCreated", details.clone()),
+            "transfer INITIAL v1 \"\"",
+        );
+        check(
+            envelope(TRANSFER, 3, "CreditRecorded", details.clone()),
+            "transfer COMPLETED v3 \"\"",
+        );
+        check(
+            envelope(TRANSFER, 3, "TransferRefunded", details),
+            "transfer FAILED_AND_REFUNDED v3 \"\"",
+        );
+    }
+
+    #[test]
+    fn other_streams_change_nothing_and_bad_events_are_errors() {
+        check(envelope("Canary-1", 1, "Whatever", json!({})), "");
+        check(
+            envelope(ACCOUNT, 2, "AccountDebited", json!({"amount": 1.5, "transaction_id": TX})),
+            "error: event 6f1c2b9e-0000-4000-8000-000000000009 in stream Account-11111111-1111-4111-8111-111111111111 does not decode: could not decode event AccountDebited (schema version 1): invalid type: floating point `1.5`, expected u64; register an upcaster for older versions or give new fields #[serde(default)]",
+        );
+        check(
+            envelope("Account-nope", 1, "AccountClosed", json!({})),
+            "error: stream Account-nope does not end in a UUID",
+        );
+    }
+}
