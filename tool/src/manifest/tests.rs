@@ -427,3 +427,35 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+#[test]
+fn no_input_makes_the_checker_panic() {
+    // Every prefix of the annotated example, and the example with bytes replaced by YAML's
+    // special characters (a fixed pseudo-random sequence), must give Ok or Err, never a panic.
+    let example = include_str!("../../manifest-example.yaml");
+    let env = |_: &str| None;
+    let run = |text: &str| {
+        let _ = load_sources(&[(PathBuf::from("fuzz.yaml"), text.to_owned())], &env);
+    };
+    for end in (0..=example.len()).filter(|i| example.is_char_boundary(*i)) {
+        run(&example[..end]);
+    }
+    let specials = b":-[]{}&*!|>'\"%@`#,? \n\t$";
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..2000 {
+        let mut bytes = example.as_bytes().to_vec();
+        for _ in 0..3 {
+            let at = (next() % bytes.len() as u64) as usize;
+            bytes[at] = specials[(next() % specials.len() as u64) as usize];
+        }
+        if let Ok(text) = String::from_utf8(bytes) {
+            run(&text);
+        }
+    }
+}
