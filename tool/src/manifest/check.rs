@@ -50,6 +50,7 @@ const RESOURCE_KEYS: &[&str] = &["memory", "cpus"];
 const SECRET_KEYS: &[&str] = &["file", "env"];
 const PORT_KEYS: &[&str] = &["target", "published", "host_ip", "protocol"];
 const VOLUME_KEYS: &[&str] = &["source", "target", "read_only"];
+const DEPENDS_KEYS: &[&str] = &["condition"];
 
 /// Most replicas a service may ask for.
 pub(super) const MAX_REPLICAS: u32 = 100;
@@ -520,15 +521,42 @@ impl<'a> Checker<'a> {
         let mut depends_on = BTreeSet::new();
         let mut depends_pos = BTreeMap::new();
         if let Some((_, n)) = f.get("depends_on") {
-            if let Kind::Map(_) = n.kind {
-                self.err(
-                    n.pos,
-                    &at("depends_on"),
-                    Problem::new(
-                        "expected a list of service names, found a map",
-                        "write `depends_on: [db]`; the deployer always waits for the dependency to be healthy",
-                    ),
-                );
+            if let Kind::Map(entries) = &n.kind {
+                // Compose's long form: `db: {condition: service_healthy}`.
+                for (dep_key, value) in entries {
+                    let p = join_path(&at("depends_on"), &dep_key.name);
+                    let dep = match ServiceName::parse(&dep_key.name) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            self.err(dep_key.pos, &p, e);
+                            continue;
+                        }
+                    };
+                    let Some(body) = self.map(value, &p, "write `condition: service_healthy`")
+                    else {
+                        continue;
+                    };
+                    let f = self.fields(body, &p, DEPENDS_KEYS);
+                    if let Some((_, c)) = f.get("condition") {
+                        let cp = join_path(&p, "condition");
+                        let Some(cond) = self.string(c, &cp) else {
+                            continue;
+                        };
+                        if !matches!(cond.as_str(), "service_healthy" | "service_started") {
+                            self.err(
+                                c.pos,
+                                &cp,
+                                Problem::new(
+                                    format!("unknown condition `{cond}`"),
+                                    "use `service_healthy`; the deployer always waits for the dependency to be healthy",
+                                ),
+                            );
+                            continue;
+                        }
+                    }
+                    depends_pos.insert(dep.clone(), dep_key.pos);
+                    depends_on.insert(dep);
+                }
             } else {
                 for (i, item) in self.list(n, &at("depends_on"), "write `depends_on: [db]`") {
                     let p = format!("{}[{i}]", at("depends_on"));

@@ -459,3 +459,29 @@ fn no_input_makes_the_checker_panic() {
         }
     }
 }
+
+#[test]
+fn depends_on_long_form_as_compose_writes_it() {
+    check(
+        &[(
+            "m.yaml",
+            "project: p\nservices:\n  db: {image: db}\n  q: {image: q}\n  api:\n    image: api\n    depends_on:\n      db: {condition: service_healthy}\n      q:\n",
+        )],
+        "
+project p
+network default -> p-default
+service api
+  image api
+  networks default
+  depends_on db,q
+  replicas 1 update StartFirst/1/Rollback restart UnlessStopped grace 10s
+service db
+  image db
+  networks default
+  replicas 1 update StartFirst/1/Rollback restart UnlessStopped grace 10s
+service q
+  image q
+  networks default
+  replicas 1 update StartFirst/1/Rollback restart UnlessStopped grace 10s",
+    );
+}
