@@ -47,6 +47,8 @@ impl Default for SqliteOptions {
 pub struct SqliteStorage {
     writer: mpsc::Sender<WriteCmd>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Dropping the sender stops the checkpointer thread.
+    checkpointer: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     head: watch::Receiver<u64>,
     readers: Arc<ReadPool>,
     read_permits: Arc<Semaphore>,
@@ -83,6 +85,13 @@ impl SqliteStorage {
             .name("event-store-writer".to_owned())
             .spawn(move || writer.run(rx))
             .map_err(|e| StorageError::backend("starting the writer thread", e))?;
+        let (stop_checkpoints, stopped) = std::sync::mpsc::channel();
+        let checkpoint_conn = open_checkpointer(path)
+            .map_err(|e| StorageError::backend("opening the checkpoint connection", e))?;
+        let checkpointer = std::thread::Builder::new()
+            .name("event-store-checkpointer".to_owned())
+            .spawn(move || run_checkpointer(checkpoint_conn, stopped))
+            .map_err(|e| StorageError::backend("starting the checkpoint thread", e))?;
 
         let readers = Arc::new(ReadPool {
             path: path.to_path_buf(),
@@ -97,6 +106,7 @@ impl SqliteStorage {
         Ok(Self {
             writer: tx,
             writer_thread: Mutex::new(Some(thread)),
+            checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer))),
             head: head_rx,
             readers,
             read_permits: Arc::new(Semaphore::new(options.read_connections.max(1))),
@@ -263,6 +273,18 @@ impl Storage for SqliteStorage {
                     tracing::error!("the writer thread ended abnormally");
                 }
             }
+            let checkpointer = self
+                .checkpointer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some((stop, thread)) = checkpointer {
+                drop(stop);
+                let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+                if !matches!(joined, Ok(Ok(()))) {
+                    tracing::error!("the checkpoint thread ended abnormally");
+                }
+            }
         }
         .boxed()
     }
@@ -279,10 +301,44 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Checkpoints run on their own thread (see `run_checkpointer`), not inside appends' commits.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // Keep the WAL file's size after a checkpoint so it is overwritten rather than regrown.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.pragma_update(None, "cache_size", -32_768)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+
+fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+/// Runs PASSIVE checkpoints until `stop` is dropped. A PASSIVE checkpoint never blocks the
+/// writer or readers; it syncs the WAL before copying and the database file after, so the
+/// writer's commits only pay for their own WAL fsync.
+fn run_checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(CHECKPOINT_INTERVAL)
+    {
+        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        });
+        if let Err(error) = result {
+            tracing::warn!(%error, "WAL checkpoint failed; retrying later");
+        }
+    }
 }
 
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
