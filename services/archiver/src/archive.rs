@@ -183,22 +183,46 @@ impl Archive {
         Ok(names)
     }
 
-    /// Deletes segment objects the manifest does not list. They can only be left by a crash
-    /// between writing a segment and committing the manifest, and their events are archived
-    /// again. Returns the names deleted.
+    /// Deletes the segment objects a crash between writing a segment and committing the
+    /// manifest can leave: unlisted segments that start right after the manifest's end (their
+    /// events are archived again). Returns the names deleted.
+    ///
+    /// Other unlisted segments are not the archiver's leftovers and are kept (`verify` lists
+    /// them). Segments without any manifest are refused: a lost manifest must be restored, not
+    /// archived over.
     pub async fn remove_unlisted_segments(
         &self,
         manifest: &Manifest,
     ) -> Result<Vec<String>, ArchiveError> {
+        let last = manifest.last_position();
+        let unlisted: Vec<String> = self
+            .list_segment_objects()
+            .await?
+            .into_iter()
+            .filter(|name| !manifest.lists(name))
+            .collect();
+        if manifest.segments.is_empty() && unlisted.len() > 1 {
+            return Err(ArchiveError::BadManifest {
+                archive: self.description.clone(),
+                reason: format!(
+                    "there is no manifest but {} segment objects; put manifest.json back from a backup (or move the segments away to start a new archive)",
+                    unlisted.len()
+                ),
+            });
+        }
         let mut removed = Vec::new();
-        for name in self.list_segment_objects().await? {
-            if !manifest.lists(&name) {
-                self.store
-                    .delete(&Path::from(name.as_str()))
-                    .await
-                    .map_err(|source| self.error("delete", &name, source))?;
-                removed.push(name);
+        for name in unlisted {
+            let leftover =
+                segment::parse_segment_name(&name).is_some_and(|(first, _)| first == last + 1);
+            if !leftover {
+                tracing::warn!(segment = %name, "a segment object the manifest does not list is kept; check it with `archiver verify`");
+                continue;
             }
+            self.store
+                .delete(&Path::from(name.as_str()))
+                .await
+                .map_err(|source| self.error("delete", &name, source))?;
+            removed.push(name);
         }
         Ok(removed)
     }

@@ -103,3 +103,35 @@ async fn a_quiet_store_is_archived_by_age() {
     let _ = stop.send(());
     task.await.expect("task").expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_manifest_stops_the_archiver_instead_of_archiving_over_segments() {
+    let store = Store::spawn().await;
+    let data = tempfile::tempdir().expect("data dir");
+    support::append_events(&store.url, 0, 25, 4).await;
+    archive_up_to(&store, data.path(), 25).await;
+    let archive_dir = data.path().join("archive");
+    std::fs::remove_file(archive_dir.join("manifest.json")).expect("lose the manifest");
+    let segments_before = std::fs::read_dir(archive_dir.join("segments"))
+        .expect("segments")
+        .count();
+    assert_eq!(segments_before, 3);
+
+    let app = Application::build(config(&store, data.path()))
+        .await
+        .expect("archiver builds");
+    let error = app
+        .run_until(std::future::pending())
+        .await
+        .expect_err("the archiver refuses to start");
+    assert!(
+        error
+            .to_string()
+            .contains("there is no manifest but 3 segment objects"),
+        "{error}"
+    );
+    let segments_after = std::fs::read_dir(archive_dir.join("segments"))
+        .expect("segments")
+        .count();
+    assert_eq!(segments_after, 3, "no segment was deleted");
+}
