@@ -1,40 +1,80 @@
 #!/usr/bin/env bash
-# Builds one FROM scratch image per fleet service from its static release binary.
-#   ci/build-images.sh [--tag TAG] [SERVICE...]     (default: every service, tag "dev")
-# Images are named fleet/<service>:<tag>. Prints each image's size.
+# Builds one FROM scratch image per fleet service from its statically linked release binary.
+#
+#   ci/build-images.sh [--tag TAG] [--no-build] [SERVICE...]
+#
+# Default: every service, tag "dev". Images are named fleet/<service>:<tag>. `--no-build` uses
+# the binaries already in target/x86_64-unknown-linux-gnu/release (built by ci/build-static.sh).
+# Prints one line per image: service, image, size in bytes. Nothing is pulled from the internet:
+# ci/Dockerfile starts FROM scratch.
+#
+# Each image carries the OCI labels version (the crate's version), revision (the git commit,
+# with "-dirty" when the tree has uncommitted changes) and source, and the labels
+# io.fleet.events.produces / io.fleet.events.consumes, read from ci/events/<service>.produces and
+# .consumes (one `EventType@schema_version` per line; the e2e test `image_labels` checks these
+# files against the code).
+#
+# Environment: FLEET_SOURCE_URL overrides the source label (default: git remote "origin", else
+# the checkout's path). Exit codes: 0 built; 1 a build failed; 2 bad usage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+ALL_SERVICES=(event-store accounts transfers account-view gateway archiver)
 tag=dev
-if [ "${1:-}" = "--tag" ]; then tag=$2; shift 2; fi
-all=(event-store accounts transfers account-view gateway)
-services=("$@"); [ ${#services[@]} -gt 0 ] || services=("${all[@]}")
+build=1
+services=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --tag) [ $# -ge 2 ] || { echo "build-images: --tag needs a value" >&2; exit 2; }; tag=$2; shift 2 ;;
+    --no-build) build=; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -*) echo "build-images: unknown option $1; see --help" >&2; exit 2 ;;
+    *) services+=("$1"); shift ;;
+  esac
+done
+[ ${#services[@]} -gt 0 ] || services=("${ALL_SERVICES[@]}")
 
 port_of() {
   case $1 in
-    event-store) echo 8100;; accounts) echo 8101;; transfers) echo 8102;;
-    account-view) echo 8103;; gateway) echo 8080;; archiver) echo 8104;; indexer) echo 8105;;
-    canary) echo 8090;; *) echo 8080;;
+    event-store) echo 8100 ;; accounts) echo 8101 ;; transfers) echo 8102 ;;
+    account-view) echo 8103 ;; gateway) echo 8080 ;; archiver) echo 8104 ;; indexer) echo 8105 ;;
+    canary) echo 8090 ;; *) echo 8080 ;;
   esac
 }
 
-ci/build-static.sh "${services[@]}"
+# Comma-separated lines of a file, or empty when the file does not exist.
+joined() { if [ -f "$1" ]; then grep -v '^[[:space:]]*\(#.*\)\?$' "$1" | paste -sd, -; fi; }
+
+if [ -n "$build" ]; then ci/build-static.sh "${services[@]}" >&2; fi
+
 revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-version=$(cargo metadata --no-deps --format-version 1 2>/dev/null \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["packages"][0]["version"])' 2>/dev/null || echo 0.0.0)
+if [ "$revision" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no -- services 2>/dev/null)" ]; then
+  revision="$revision-dirty"
+fi
+source_url=${FLEET_SOURCE_URL:-$(git remote get-url origin 2>/dev/null || pwd)}
+metadata=$(cargo metadata --no-deps --format-version 1 --offline 2>/dev/null || cargo metadata --no-deps --format-version 1)
+
+ctx=$(mktemp -d)
+trap 'rm -rf "$ctx"' EXIT
 for s in "${services[@]}"; do
-  ctx=$(mktemp -d)
-  trap 'rm -rf "$ctx"' EXIT
-  cp "target/x86_64-unknown-linux-gnu/release/$s" "$ctx/$s"
+  bin="target/x86_64-unknown-linux-gnu/release/$s"
+  [ -x "$bin" ] || { echo "build-images: $bin is missing; run ci/build-static.sh $s" >&2; exit 1; }
+  version=$(python3 -c 'import json,sys; print(next((p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == sys.argv[1]), "0.0.0"))' "$s" <<<"$metadata")
+  rm -rf "${ctx:?}"/*
+  cp "$bin" "$ctx/$s"
   mkdir "$ctx/data"
-  produces=$(cat "services/$s/events.produces" 2>/dev/null | paste -sd, || true)
-  consumes=$(cat "services/$s/events.consumes" 2>/dev/null | paste -sd, || true)
-  docker build -q -f ci/Dockerfile -t "fleet/$s:$tag" \
+  # The legacy builder's deprecation notice is noise: show the output only when the build fails.
+  if ! out=$(docker build -q -f ci/Dockerfile -t "fleet/$s:$tag" \
     --build-arg BIN="$s" --build-arg PORT="$(port_of "$s")" \
     --build-arg VERSION="$version" --build-arg REVISION="$revision" \
-    --build-arg SOURCE="fleet/services/$s" \
-    --build-arg PRODUCES="$produces" --build-arg CONSUMES="$consumes" \
-    "$ctx" >/dev/null
-  rm -rf "$ctx"; trap - EXIT
+    --build-arg SOURCE="$source_url" \
+    --build-arg PRODUCES="$(joined "ci/events/$s.produces")" \
+    --build-arg CONSUMES="$(joined "ci/events/$s.consumes")" \
+    "$ctx" 2>&1 >/dev/null); then
+    echo "build-images: building fleet/$s:$tag failed:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
   size=$(docker image inspect -f '{{.Size}}' "fleet/$s:$tag")
-  printf '%-14s fleet/%s:%s  %s bytes\n' "$s" "$s" "$tag" "$size"
+  printf '%-14s fleet/%s:%s %s\n' "$s" "$s" "$tag" "$size"
 done
