@@ -12,6 +12,7 @@
 #   FLEET_PORT_BASE the event store's port; accounts, transfers and the view take the next three
 #                   (default: 8100, so 8100-8103)
 #   GATEWAY_PORT    the gateway's port (default: 8080)
+#   FLEET_BUILD     0 to skip `cargo build` and run the binaries already in target/ (default: 1)
 #   RUST_LOG        log filter for every service (default: info)
 #
 # Exit codes: 0 fleet up (or stopped); 1 a build failed or a service did not become healthy
@@ -78,8 +79,10 @@ up() {
   if [[ "$FLEET_PROFILE" == dev ]]; then profile_dir=debug; fi
   local bins=()
   for s in "${SERVICES[@]}"; do bins+=(--bin "$s"); done
-  echo "local-fleet: building ${SERVICES[*]} ($FLEET_PROFILE)" >&2
-  cargo build "${flags[@]}" "${bins[@]}" >&2
+  if [[ "${FLEET_BUILD:-1}" != 0 ]]; then
+    echo "local-fleet: building ${SERVICES[*]} ($FLEET_PROFILE)" >&2
+    cargo build "${flags[@]}" "${bins[@]}" >&2
+  fi
 
   local store="http://127.0.0.1:$(port_of event-store)"
   for s in "${SERVICES[@]}"; do
