@@ -45,6 +45,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
             "archived_position": m.archived_position.get(),
             "store_head": m.store_head.get(),
             "lag": lag(m),
+            "read_position": m.read_position.get(),
             "buffered_events": m.buffered_events.get(),
             "store_reachable": m.store_reachable.get() == 1,
             "segments_written": m.segments_written.get(),
@@ -69,6 +70,11 @@ async fn metrics(State(state): State<AppState>) -> MetricsText {
         "archiver_store_head",
         "The event store's newest position at the last read.",
         m.store_head.get() as f64,
+    )
+    .gauge(
+        "archiver_read_position",
+        "The last position read into the open segment (or committed).",
+        m.read_position.get() as f64,
     )
     .gauge(
         "archiver_buffered_events",

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub store_head: Gauge,
     /// Events read but not yet in a committed segment.
     pub buffered_events: Gauge,
+    /// The last position taken into the open segment (or committed): how far reading got.
+    pub read_position: Gauge,
     /// 1 while the last request to the store succeeded.
     pub store_reachable: Gauge,
     pub segments_written: Counter,
@@ -270,6 +272,7 @@ impl Archiver {
                 }
             }
             self.metrics.buffered_events.set(buffer.len() as i64);
+            self.metrics.read_position.set(to_i64(expected - 1));
         }
     }
 
@@ -309,6 +312,7 @@ impl Archiver {
         self.metrics.orphans_removed.add(removed.len() as u64);
         let last = manifest.last_position();
         self.metrics.archived_position.set(to_i64(last));
+        self.metrics.read_position.set(to_i64(last));
         let group = self
             .client
             .register(&self.settings.group)
