@@ -317,7 +317,7 @@ async fn poll_log(
             .await
             .map_err(storage_error)?;
         if !slice.events.is_empty() || wait.is_zero() {
-            return Ok((slice, head.max(after)));
+            return Ok((slice, head));
         }
         cursor = cursor.max(slice.scanned_to);
         let woke = tokio::select! {
@@ -325,13 +325,8 @@ async fn poll_log(
             () = state.inner.shutdown.cancelled() => false,
         };
         if !woke {
-            return Ok((
-                GlobalSlice {
-                    events: Vec::new(),
-                    scanned_to: cursor,
-                },
-                cursor,
-            ));
+            // Nothing committed since `head` was read, so everything up to it was scanned.
+            return Ok((slice, head));
         }
     }
 }
