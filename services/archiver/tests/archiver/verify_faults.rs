@@ -168,3 +168,51 @@ async fn archive_with_bad_count() -> (Archive, Manifest) {
     archive.put_manifest(&manifest).await.expect("manifest");
     (archive, manifest)
 }
+
+#[tokio::test]
+async fn the_verify_command_exits_2_and_names_the_fault() {
+    let dir = tempfile::tempdir().expect("dir");
+    let location = dir.path().join("archive").display().to_string();
+    let archive = Archive::open(&location).expect("archive");
+    let mut manifest = Manifest::default();
+    for first in [1u64, 11] {
+        let events: Vec<_> = (first..first + 10).map(event).collect();
+        let entry = archive
+            .put_segment(&segment::encode(&events).expect("encode"))
+            .await
+            .expect("put");
+        manifest.push(entry).expect("continues");
+    }
+    archive.put_manifest(&manifest).await.expect("manifest");
+    let verify = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_archiver"))
+            .args(["verify", "--archive", &location])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("verify runs")
+    };
+
+    let sound = verify();
+    assert_eq!(sound.status.code(), Some(0), "{sound:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&sound.stdout),
+        "ok: 2 segments, 20 events, positions 1 to 20 with no gap\n"
+    );
+
+    let name = segment_name(11, 20);
+    let path = dir.path().join("archive").join(&name);
+    let mut bytes = std::fs::read(&path).expect("read segment");
+    bytes[3] ^= 0x01;
+    std::fs::write(&path, bytes).expect("damage segment");
+    let damaged = verify();
+    assert_eq!(damaged.status.code(), Some(2), "{damaged:?}");
+    let out = String::from_utf8_lossy(&damaged.stdout);
+    assert!(
+        out.starts_with(&format!("fault: segment {name} fails its checksum")),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("(after 1 good segments ending at position 10)\n"),
+        "{out}"
+    );
+}
