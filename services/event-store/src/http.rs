@@ -595,6 +595,11 @@ async fn metrics(State(state): State<AppState>) -> Result<MetricsText, AppError>
         "Appends rejected with wrong_expected_version.",
         m.wrong_expected_version.get(),
     )
+    .counter(
+        "event_store_commits_total",
+        "Write transactions committed (one fsync each); appends_total / commits_total is the group-commit factor.",
+        state.storage().commits(),
+    )
     .gauge(
         "event_store_subscribers",
         "Connected subscribers (event streams and waiting long-polls).",

@@ -136,4 +136,8 @@ pub trait Storage: Send + Sync + 'static {
     fn ping(&self) -> BoxFuture<'_, Result<(), StorageError>>;
     /// Finishes queued writes and stops the writer; later writes fail with `Closed`.
     fn close(&self) -> BoxFuture<'_, ()>;
+    /// Transactions committed so far (each one fsync), for the appends-per-commit metric.
+    fn commits(&self) -> u64 {
+        0
+    }
 }

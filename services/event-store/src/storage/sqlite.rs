@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -52,6 +53,7 @@ pub struct SqliteStorage {
     head: watch::Receiver<u64>,
     readers: Arc<ReadPool>,
     read_permits: Arc<Semaphore>,
+    commits: Arc<AtomicU64>,
 }
 
 impl SqliteStorage {
@@ -72,6 +74,7 @@ impl SqliteStorage {
         let head = u64::try_from(head).unwrap_or(0);
 
         let (head_tx, head_rx) = watch::channel(head);
+        let commits = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
         let writer = Writer {
             conn,
@@ -80,6 +83,7 @@ impl SqliteStorage {
             versions: HashMap::new(),
             head_tx,
             max_group: options.max_group.max(1),
+            commits: commits.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("event-store-writer".to_owned())
@@ -110,6 +114,7 @@ impl SqliteStorage {
             head: head_rx,
             readers,
             read_permits: Arc::new(Semaphore::new(options.read_connections.max(1))),
+            commits,
         })
     }
 
@@ -256,6 +261,10 @@ impl Storage for SqliteStorage {
             .await
         }
         .boxed()
+    }
+
+    fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
@@ -454,6 +463,7 @@ struct Writer {
     versions: HashMap<String, u64>,
     head_tx: watch::Sender<u64>,
     max_group: usize,
+    commits: Arc<AtomicU64>,
 }
 
 /// What a group changes, applied to the writer only after its commit.
@@ -493,6 +503,7 @@ impl Writer {
     fn commit_group(&mut self, cmds: Vec<WriteCmd>) {
         match self.try_group(&cmds) {
             Ok((outcomes, state)) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
                 self.head = state.head;
                 self.last_recorded = state.recorded_at;
                 if self.versions.len() + state.versions.len() > VERSION_CACHE_CAP {

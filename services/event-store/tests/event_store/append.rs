@@ -221,3 +221,49 @@ async fn racing_writers_win_each_version_exactly_once() {
     assert_eq!(stored, (1..=total).collect::<Vec<_>>());
     assert_eq!(ids(&stream).into_iter().collect::<HashSet<_>>(), won_ids);
 }
+
+/// Group commit: concurrent appends share transactions, so one fsync acknowledges many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_share_commits() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    const CLIENTS: usize = 32;
+    const APPENDS: usize = 20;
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..APPENDS {
+                let (status, body) = app
+                    .append(&format!("g-{c}"), json!(i), &[event("E", json!(i))])
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client");
+    }
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    };
+    let appends = value("event_store_appends_total");
+    let commits = value("event_store_commits_total");
+    assert_eq!(appends, (CLIENTS * APPENDS) as f64);
+    assert!(commits >= 1.0);
+    assert!(
+        commits < appends * 0.8,
+        "no group commit: {commits} commits for {appends} appends"
+    );
+}
