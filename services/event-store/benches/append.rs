@@ -100,6 +100,24 @@ struct Figures {
     /// CPU seconds used by the server and by this (client) process during the run.
     server_cpu: f64,
     client_cpu: f64,
+    /// Appends acknowledged per write transaction (per fsync), from the server's metrics.
+    appends_per_commit: f64,
+}
+
+/// Reads one unlabelled value from the server's `/metrics`.
+async fn metric(client: &reqwest::Client, address: &str, name: &str) -> f64 {
+    let text = client
+        .get(format!("{address}/metrics"))
+        .send()
+        .await
+        .expect("metrics request")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// User + system CPU seconds of a process, from /proc (0 where unavailable).
@@ -132,6 +150,8 @@ async fn append_run(
     let server_cpu = cpu_seconds(&server_pid);
     let client_cpu = cpu_seconds("self");
     let client = client();
+    let appends_before = metric(&client, address, "event_store_appends_total").await;
+    let commits_before = metric(&client, address, "event_store_commits_total").await;
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -172,7 +192,10 @@ async fn append_run(
         total += count;
         latency.add(h).expect("merge histograms");
     }
+    let appends = metric(&client, address, "event_store_appends_total").await - appends_before;
+    let commits = metric(&client, address, "event_store_commits_total").await - commits_before;
     Figures {
+        appends_per_commit: appends / commits.max(1.0),
         events: total,
         elapsed: started.elapsed(),
         latency,
@@ -184,11 +207,12 @@ async fn append_run(
 fn print_run(name: &str, f: &Figures) {
     let rate = f.events as f64 / f.elapsed.as_secs_f64();
     println!(
-        "{name:<30} {rate:>8.0} events/s  latency p50 {:>6.2} ms  p99 {:>6.2} ms  ({} events, {} appends; CPU s: server {:.1}, client {:.1})",
+        "{name:<30} {rate:>8.0} events/s  latency p50 {:>6.2} ms  p99 {:>6.2} ms  ({} events, {} appends, {:.1} appends/commit; CPU s: server {:.1}, client {:.1})",
         f.latency.value_at_quantile(0.50) as f64 / 1000.0,
         f.latency.value_at_quantile(0.99) as f64 / 1000.0,
         f.events,
         f.latency.len(),
+        f.appends_per_commit,
         f.server_cpu,
         f.client_cpu,
     );
