@@ -86,6 +86,15 @@ async function transfer(from, to, amount, description) {
   return doc;
 }
 
+// Shows every account of a customer, as the view lists them.
+async function loadCustomer(customer) {
+  const r = await api("GET", "/api/customers/" + encodeURIComponent(customer) + "/accounts");
+  if (r.status !== 200) throw new Error(errorText(r));
+  await Promise.all(r.data.accounts.map((a) => refreshAccount(a.id)));
+  remember();
+  render();
+}
+
 function remember() {
   try { localStorage.setItem("bank.accounts", JSON.stringify([...accounts.keys()])); } catch (_) {}
 }
@@ -176,6 +185,12 @@ $("open-form").addEventListener("submit", (ev) => {
     .catch((e) => say(e.message));
 });
 
+$("customer-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  say("");
+  loadCustomer($("customer").value.trim()).catch((e) => say(e.message));
+});
+
 $("transfer-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   say("");
@@ -183,9 +198,9 @@ $("transfer-form").addEventListener("submit", (ev) => {
     $("transfer-description").value.trim()).catch((e) => say(e.message));
 });
 
-// Scripted use for demos and the browser test: ?script=open:Title:15000;transfer:0:1:8000
+// Scripted use for demos and the browser test: ?script=open:Title:15000:customer;transfer:0:1:8000
 // Steps fill the same forms and go through the same functions a click does; accounts are named
-// by the order they were opened in.
+// by the order they were opened in. ?customer=ID shows that customer's accounts instead.
 async function runScript(script) {
   const opened = [];
   for (const step of script.split(";").filter(Boolean)) {
@@ -193,7 +208,9 @@ async function runScript(script) {
     if (verb === "open") {
       $("open-title").value = args[0];
       $("open-balance").value = args[1];
-      const doc = await openAccount($("open-title").value, $("open-balance").value, args[2] || "");
+      $("open-customer").value = args[2] || "";
+      const doc = await openAccount($("open-title").value, $("open-balance").value,
+        $("open-customer").value);
       opened.push(doc.id);
     } else if (verb === "transfer") {
       $("transfer-from").value = opened[Number(args[0])];
@@ -208,8 +225,18 @@ async function runScript(script) {
 }
 
 (async () => {
-  const script = new URLSearchParams(location.search).get("script");
-  if (script) {
+  const params = new URLSearchParams(location.search);
+  const script = params.get("script");
+  const customer = params.get("customer");
+  if (customer) {
+    $("customer").value = customer;
+    try {
+      await loadCustomer(customer);
+      $("script-status").textContent = "customer loaded";
+    } catch (e) {
+      say(e.message);
+    }
+  } else if (script) {
     try {
       await runScript(script);
       $("script-status").textContent = "script done";

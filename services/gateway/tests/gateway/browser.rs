@@ -5,7 +5,6 @@
 //! Chromium's `--dump-dom` prints the DOM once the page is idle, and the test reads that.
 
 use std::process::Command;
-use std::time::Duration;
 
 use crate::Fleet;
 
@@ -71,8 +70,9 @@ fn cells(dom: &str, class: &str) -> Vec<String> {
 async fn the_web_ui_opens_accounts_transfers_and_shows_completed_balances_and_history() {
     let fleet = Fleet::spawn().await;
     let profile = tempfile::tempdir().expect("profile dir");
+    let customer = format!("web-{}", uuid::Uuid::new_v4().simple());
     let url = format!(
-        "{}/?script=open:Alice:15000;open:Bob:30000;transfer:0:1:8000;history:0",
+        "{}/?script=open:Alice:15000:{customer};open:Bob:30000:{customer};transfer:0:1:8000;history:0",
         fleet.gateway
     );
     let dom = tokio::task::spawn_blocking({
@@ -92,6 +92,16 @@ async fn the_web_ui_opens_accounts_transfers_and_shows_completed_balances_and_hi
     assert!(dom.contains("-8000"), "the history shows the debit:\n{dom}");
     assert!(dom.contains("Alice"), "{dom}");
 
-    // The page also reads the accounts back after a reload, from what it remembered.
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Opened fresh for the customer, the page lists their accounts with the new balances.
+    let url = format!("{}/?customer={customer}", fleet.gateway);
+    let dom = tokio::task::spawn_blocking({
+        let profile = profile.path().to_owned();
+        move || dump_dom(&url, &profile)
+    })
+    .await
+    .expect("chromium task");
+    assert!(dom.contains("customer loaded"), "{dom}");
+    let mut balances = cells(&dom, "balance");
+    balances.sort();
+    assert_eq!(balances, vec!["38000", "7000"], "{dom}");
 }
