@@ -10,5 +10,6 @@ mod gateway_behaviour;
 mod process;
 mod rebuild;
 mod talk_example;
+mod weak_schema;
 
 pub use fleet::Fleet;
