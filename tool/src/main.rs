@@ -164,7 +164,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let progress = Progress::stderr();
-    let color = !cli.no_color && progress.is_tty() && std::env::var_os("NO_COLOR").is_none();
+    let color = color_allowed(&cli) && progress.is_tty();
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     match &cli.command {
         Command::Plan(args) => {
@@ -181,7 +181,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             match cli.output {
                 Output::Json => println!("{}", plan.to_json()),
-                Output::Human => print!("{}", plan::render_human(&plan, color)),
+                Output::Human => {
+                    use std::io::IsTerminal as _;
+                    let color = color_allowed(&cli) && std::io::stdout().is_terminal();
+                    print!("{}", plan::render_human(&plan, color))
+                }
             }
             Ok(if args.detailed_exitcode && plan.has_changes() {
                 ExitCode::from(2)
@@ -207,11 +211,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = ApplyOptions {
                 command: command_line,
                 ci_build: history::ci_build(&|k| std::env::var(k).ok()),
+                color,
                 ..ApplyOptions::default()
             };
             let result =
                 apply::apply(&engine, &registry, &manifest, saved, &options, &progress).await;
-            finish_apply(result, cli.output, color)
+            finish_apply(result, cli.output)
         }
         Command::Rollback { services } => {
             let manifest = load_manifest(&cli.files)?;
@@ -219,11 +224,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = ApplyOptions {
                 command: command_line,
                 ci_build: history::ci_build(&|k| std::env::var(k).ok()),
+                color,
                 ..ApplyOptions::default()
             };
             let result =
                 apply::rollback(&engine, &registry, &manifest, services, &options, &progress).await;
-            finish_apply(result, cli.output, color)
+            finish_apply(result, cli.output)
         }
         Command::Lock { action } => {
             let project = project_name(&cli)?;
@@ -353,14 +359,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn finish_apply(
     result: Result<apply::ApplyReport, ApplyError>,
     output: Output,
-    color: bool,
 ) -> anyhow::Result<ExitCode> {
     match result {
         Ok(report) => {
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&report.record)?);
-            } else if report.plan.has_changes() {
-                eprint!("{}", plan::render_human(&report.plan, color));
             }
             eprintln!("{report}");
             Ok(ExitCode::SUCCESS)
@@ -377,6 +380,10 @@ fn finish_apply(
         }
         Err(e) => Err(anyhow::Error::new(e).context("applying")),
     }
+}
+
+fn color_allowed(cli: &Cli) -> bool {
+    !cli.no_color && std::env::var_os("NO_COLOR").is_none()
 }
 
 fn first_line(s: &str) -> &str {

@@ -15,7 +15,7 @@ pub struct Progress {
     tty: bool,
     quiet: bool,
     multi: MultiProgress,
-    lines: Mutex<Vec<String>>,
+    lines: Mutex<Vec<(std::time::Instant, String)>>,
     capture: bool,
 }
 
@@ -52,6 +52,11 @@ impl Progress {
 
     /// Lines recorded by a capturing progress.
     pub fn captured(&self) -> Vec<String> {
+        self.captured_at().into_iter().map(|(_, l)| l).collect()
+    }
+
+    /// Lines recorded by a capturing progress, with the time each was emitted.
+    pub fn captured_at(&self) -> Vec<(std::time::Instant, String)> {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
@@ -65,7 +70,7 @@ impl Progress {
         let msg = msg.as_ref();
         if self.capture {
             if let Ok(mut l) = self.lines.lock() {
-                l.push(msg.to_string());
+                l.push((std::time::Instant::now(), msg.to_string()));
             }
         }
         if self.quiet {

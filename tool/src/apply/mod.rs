@@ -33,6 +33,8 @@ pub struct ApplyOptions {
     pub ci_build: Option<String>,
     /// How many log lines of a failed container to show.
     pub log_lines: usize,
+    /// Colour the plan printed before the roll.
+    pub color: bool,
 }
 
 impl Default for ApplyOptions {
@@ -41,6 +43,7 @@ impl Default for ApplyOptions {
             command: "deployer apply".into(),
             ci_build: None,
             log_lines: 20,
+            color: false,
         }
     }
 }
@@ -154,6 +157,7 @@ async fn apply_locked(
         log_lines: options.log_lines,
     };
     let (services, outcome, failure) = if plan.has_changes() {
+        progress.line(plan::render_human(&plan, options.color).trim_end());
         exec.execute(&plan).await
     } else {
         (Vec::new(), Outcome::NoChanges, None)
@@ -480,6 +484,12 @@ impl Executor<'_> {
                     commit_errors.push(e.to_string());
                 }
             }
+            if !rolled.retired.is_empty() {
+                self.progress.service(
+                    &rolled.service,
+                    format!("removed {} old container(s)", rolled.retired.len()),
+                );
+            }
         }
         for sp in plan.services.iter().filter(|s| s.action == Action::Remove) {
             self.progress
@@ -779,7 +789,7 @@ impl Executor<'_> {
             Ok(took) => {
                 self.progress.service(
                     &spec.service,
-                    format!("{name} healthy after {:.1}s", took.as_secs_f64()),
+                    format!("{name} healthy after {:.3}s", took.as_secs_f64()),
                 );
             }
             Err(Unhealthy { reason }) => {

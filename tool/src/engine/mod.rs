@@ -634,14 +634,20 @@ impl Engine {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<String, EngineError> {
-        self.ensure_marker_image(image).await?;
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             labels: Some(labels.clone().into_iter().collect::<HashMap<_, _>>()),
             network_disabled: Some(true),
             ..Default::default()
         };
-        self.create_container(name, body).await
+        // Try first: the image is nearly always there, and this saves an inspect per marker.
+        match self.create_container(name, body.clone()).await {
+            Err(e) if e.is_not_found() => {
+                self.ensure_marker_image(image).await?;
+                self.create_container(name, body).await
+            }
+            other => other,
+        }
     }
 
     fn error(&self, action: &str, e: bollard::errors::Error) -> EngineError {

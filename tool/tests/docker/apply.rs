@@ -517,3 +517,99 @@ async fn down_removes_containers_and_networks_and_volumes_only_when_asked() {
         .expect("volumes")
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_with_a_fixed_host_port_rolls_stop_first_and_a_taken_port_is_reported() {
+    let Some(engine) = support::docker().await else {
+        return;
+    };
+    let p = Project::new("hostport");
+    build_canary(&p.image("v1"), &p.name, &[], false);
+    let reg = support::registry_client();
+    let port = support::free_port();
+    let yaml = |msg: &str, port: u16| {
+        format!(
+            "project: {}\nservices:\n{}",
+            p.name,
+            canary_service(
+                "gw",
+                &p.image("v1"),
+                &format!(
+                    "    ports: [\"127.0.0.1:{port}:8090\"]\n    environment:\n      CANARY_MESSAGE: {msg}\n"
+                )
+            )
+        )
+    };
+    let progress = Progress::capture();
+    apply::apply(
+        &engine,
+        &reg,
+        &p.manifest(&yaml("one", port)),
+        None,
+        &ApplyOptions::default(),
+        &progress,
+    )
+    .await
+    .expect("first apply");
+    apply::apply(
+        &engine,
+        &reg,
+        &p.manifest(&yaml("two", port)),
+        None,
+        &ApplyOptions::default(),
+        &progress,
+    )
+    .await
+    .expect("a host-port service rolls without a port clash");
+    assert!(
+        progress
+            .captured()
+            .iter()
+            .any(|l| l.contains("stop-first: it publishes a fixed host port")),
+        "{:?}",
+        progress.captured()
+    );
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/"))
+        .await
+        .expect("GET on the host port")
+        .text()
+        .await
+        .expect("body");
+    assert!(body.contains("two"), "{body}");
+
+    // Another process holds the next port: the apply fails loudly and rolls back.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_port = taken.local_addr().expect("addr").port();
+    let before = support::containers(&engine, &p.name).await;
+    let err = apply::apply(
+        &engine,
+        &reg,
+        &p.manifest(&yaml("three", taken_port)),
+        None,
+        &ApplyOptions::default(),
+        &Progress::capture(),
+    )
+    .await
+    .expect_err("the port is taken");
+    let msg = match &err {
+        ApplyError::Failed(r) => r.failure.clone().unwrap_or_default(),
+        other => panic!("expected a failed apply, got {other}"),
+    };
+    assert!(
+        msg.contains(&format!("host port {taken_port} is already in use by another process or container; free it or change `ports` of service gw")),
+        "{msg}"
+    );
+    assert_eq!(
+        support::containers(&engine, &p.name).await,
+        before,
+        "rolled back"
+    );
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/"))
+        .await
+        .expect("the old container serves again")
+        .text()
+        .await
+        .expect("body");
+    assert!(body.contains("two"), "{body}");
+    drop(taken);
+}

@@ -128,3 +128,92 @@ async fn an_unreachable_registry_is_a_clear_error() {
         "{msg}"
     );
 }
+
+/// A registry that wants a bearer token from its realm, which wants basic credentials.
+async fn fake_bearer_registry() -> (String, tokio::task::JoinHandle<()>) {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+
+    const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let realm = format!("http://{addr}/token");
+    let app = axum::Router::new()
+        .route(
+            "/v2/team/api/manifests/{reference}",
+            get(move |headers: HeaderMap| {
+                let realm = realm.clone();
+                async move {
+                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+                    if auth == Some("Bearer tok-123") {
+                        ([("docker-content-digest", DIGEST)], "").into_response()
+                    } else {
+                        (
+                            StatusCode::UNAUTHORIZED,
+                            [(
+                                "www-authenticate",
+                                format!(
+                                    "Bearer realm=\"{realm}\",service=\"fake\",scope=\"repository:team/api:pull\""
+                                ),
+                            )],
+                            "",
+                        )
+                            .into_response()
+                    }
+                }
+            }),
+        )
+        .route(
+            "/token",
+            get(
+                |headers: HeaderMap,
+                 query: axum::extract::Query<std::collections::HashMap<String, String>>| async move {
+                    // "user:pass" in base64.
+                    let ok = headers.get("authorization").and_then(|v| v.to_str().ok())
+                        == Some("Basic dXNlcjpwYXNz")
+                        && query.get("service").map(String::as_str) == Some("fake")
+                        && query.get("scope").map(String::as_str)
+                            == Some("repository:team/api:pull");
+                    if ok {
+                        (StatusCode::OK, "{\"token\": \"tok-123\"}").into_response()
+                    } else {
+                        StatusCode::UNAUTHORIZED.into_response()
+                    }
+                },
+            ),
+        );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, server)
+}
+
+#[tokio::test]
+async fn bearer_token_auth_uses_credentials_from_the_docker_config() {
+    use deployer::registry::{DockerConfig, RegistryClient};
+
+    let (addr, server) = fake_bearer_registry().await;
+    let config = DockerConfig::parse(&format!(
+        r#"{{"auths": {{"{addr}": {{"auth": "dXNlcjpwYXNz"}}}}}}"#
+    ))
+    .expect("config");
+    let digest = RegistryClient::new(config)
+        .expect("client")
+        .resolve(&addr, "team/api", "v1")
+        .await
+        .expect("resolved with a bearer token");
+    assert_eq!(digest, format!("sha256:{}", "1".repeat(64)));
+
+    let err = support::registry_client()
+        .resolve(&addr, "team/api", "v1")
+        .await
+        .expect_err("no credentials, no token");
+    assert_eq!(
+        err.to_string(),
+        format!("registry {addr} refused access to team/api (401); run `docker login {addr}` or check the credentials")
+    );
+    server.abort();
+}
