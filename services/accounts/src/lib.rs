@@ -34,7 +34,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// `PORT` (8101), `EVENT_STORE_URL` (http://127.0.0.1:8100), `ACCOUNTS_SNAPSHOT_EVERY` (100).
+    /// `PORT` (8101), `EVENT_STORE_URL` (http://127.0.0.1:8100), `ACCOUNTS_SNAPSHOT_EVERY` (20).
     /// `DATA_DIR` is accepted but unused: all state lives in the event store.
     pub fn from_env() -> Result<Self, service_kit::ConfigError> {
         Ok(Self {
@@ -44,7 +44,7 @@ impl Config {
                 "EVENT_STORE_URL",
                 "http://127.0.0.1:8100".to_owned(),
             )?,
-            snapshot_every: service_kit::env_or("ACCOUNTS_SNAPSHOT_EVERY", 100u64)?,
+            snapshot_every: service_kit::env_or("ACCOUNTS_SNAPSHOT_EVERY", 20u64)?,
             run_saga: true,
         })
     }
@@ -55,7 +55,7 @@ impl Config {
             host: [127, 0, 0, 1],
             port: 0,
             event_store_url: event_store_url.to_owned(),
-            snapshot_every: 100,
+            snapshot_every: 20,
             run_saga: true,
         }
     }

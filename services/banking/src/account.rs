@@ -1,7 +1,7 @@
 //! The Account aggregate: opened with a balance, debited and credited by transfers, never
 //! overdrawn, and closed only at a zero balance.
 
-use std::collections::HashSet;
+use std::collections::VecDeque;
 
 use es_core::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -99,15 +99,45 @@ pub struct Account {
     pub title: String,
     pub description: String,
     pub balance: Money,
-    /// Transactions already decided, so a redelivered saga command changes nothing.
+    /// The most recent transaction steps, oldest first, at most [`Account::RECENT`]: a
+    /// redelivered saga command for one of them changes nothing. Older repeats are dropped by the
+    /// event store, since saga handlers derive their event ids from the triggering event.
     #[serde(default)]
-    debited: HashSet<TransferId>,
+    recent: VecDeque<(TransferId, Step)>,
+    /// Whether older steps were dropped from `recent`.
     #[serde(default)]
-    debit_failed: HashSet<TransferId>,
-    #[serde(default)]
-    credited: HashSet<TransferId>,
-    #[serde(default)]
-    refunded: HashSet<TransferId>,
+    forgotten: bool,
+}
+
+/// What an account did for a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Step {
+    Debited,
+    DebitFailed,
+    Credited,
+    Refunded,
+}
+
+impl Account {
+    /// How many transaction steps the state remembers. This bounds the state and its snapshots
+    /// however long the account's history is.
+    pub const RECENT: usize = 1000;
+
+    fn did(&self, transaction_id: TransferId, steps: &[Step]) -> bool {
+        self.recent
+            .iter()
+            .rev()
+            .any(|(t, s)| *t == transaction_id && steps.contains(s))
+    }
+
+    fn remember(&mut self, transaction_id: TransferId, step: Step) {
+        self.recent.push_back((transaction_id, step));
+        while self.recent.len() > Self::RECENT {
+            self.recent.pop_front();
+            self.forgotten = true;
+        }
+    }
 }
 
 impl Aggregate for Account {
@@ -144,9 +174,7 @@ impl Aggregate for Account {
                 amount,
                 transaction_id,
             } => {
-                if self.debited.contains(&transaction_id)
-                    || self.debit_failed.contains(&transaction_id)
-                {
+                if self.did(transaction_id, &[Step::Debited, Step::DebitFailed]) {
                     return Ok(vec![]);
                 }
                 // A closed account holds zero, so a debit of it fails like any overdraft would.
@@ -165,7 +193,7 @@ impl Aggregate for Account {
                 amount,
                 transaction_id,
             } => {
-                if self.credited.contains(&transaction_id) {
+                if self.did(transaction_id, &[Step::Credited]) {
                     return Ok(vec![]);
                 }
                 if self.status == AccountStatus::Closed {
@@ -183,10 +211,12 @@ impl Aggregate for Account {
                 amount,
                 transaction_id,
             } => {
-                if self.refunded.contains(&transaction_id) {
+                if self.did(transaction_id, &[Step::Refunded]) {
                     return Ok(vec![]);
                 }
-                if !self.debited.contains(&transaction_id) {
+                // Only the saga refunds, after a recorded debit; once older steps are forgotten
+                // an unknown transaction can no longer be told apart, so the refund is accepted.
+                if !self.forgotten && !self.did(transaction_id, &[Step::Debited]) {
                     return Err(AccountError::NothingToRefund { transaction_id });
                 }
                 // A refund is accepted even by a closed account: the money was taken from it.
@@ -228,24 +258,24 @@ impl Aggregate for Account {
                 transaction_id,
             } => {
                 self.balance = self.balance.checked_sub(*amount).unwrap_or(Money::ZERO);
-                self.debited.insert(*transaction_id);
+                self.remember(*transaction_id, Step::Debited);
             }
             E::AccountCredited {
                 amount,
                 transaction_id,
             } => {
                 self.balance = self.balance.checked_add(*amount).unwrap_or(self.balance);
-                self.credited.insert(*transaction_id);
+                self.remember(*transaction_id, Step::Credited);
             }
             E::AccountRefunded {
                 amount,
                 transaction_id,
             } => {
                 self.balance = self.balance.checked_add(*amount).unwrap_or(self.balance);
-                self.refunded.insert(*transaction_id);
+                self.remember(*transaction_id, Step::Refunded);
             }
             E::AccountDebitFailedDueToInsufficientFunds { transaction_id, .. } => {
-                self.debit_failed.insert(*transaction_id);
+                self.remember(*transaction_id, Step::DebitFailed);
             }
             E::AccountClosed {} => self.status = AccountStatus::Closed,
         }
@@ -295,4 +325,7 @@ impl AccountEvent {
     }
 }
 
-impl es_core::Snapshotting for Account {}
+impl es_core::Snapshotting for Account {
+    /// 2: transaction steps kept in a bounded `recent` list instead of unbounded sets.
+    const SNAPSHOT_VERSION: u32 = 2;
+}

@@ -68,7 +68,10 @@ async fn the_binary_serves_reports_healthy_and_stops_on_sigterm() {
         if let Some(status) = child.0.try_wait().expect("wait") {
             break status;
         }
-        assert!(stopped.elapsed() < Duration::from_secs(15), "did not stop on SIGTERM");
+        assert!(
+            stopped.elapsed() < Duration::from_secs(15),
+            "did not stop on SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit status after SIGTERM: {status}");

@@ -314,3 +314,67 @@ fn apply_tracks_the_balance() {
     let delta: i64 = events.iter().map(E::balance_delta).sum();
     assert_eq!(delta, 15500);
 }
+
+#[test]
+fn the_state_remembers_a_bounded_number_of_transactions() {
+    // Given more transaction steps than the state keeps, the oldest is forgotten: a repeat of it
+    // is decided again (the event store drops that repeat by its derived event id), and a refund
+    // can no longer be checked against it, so it is accepted.
+    let first = TransferId::new();
+    let mut history = vec![
+        opened(1_000_000),
+        E::AccountDebited {
+            amount: m(1),
+            transaction_id: first,
+        },
+    ];
+    for _ in 0..Account::RECENT {
+        history.push(E::AccountCredited {
+            amount: m(1),
+            transaction_id: TransferId::new(),
+        });
+    }
+    let state: Account = es_core::aggregate::replay(history.iter());
+    let snapshot = serde_json::to_string(&state).unwrap();
+    assert!(
+        snapshot.len() < 60 * Account::RECENT,
+        "snapshot of {} bytes",
+        snapshot.len()
+    );
+    check(
+        &history,
+        C::Debit {
+            amount: m(1),
+            transaction_id: first,
+        },
+        Ok(vec![E::AccountDebited {
+            amount: m(1),
+            transaction_id: first,
+        }]),
+    );
+    let unknown = TransferId::new();
+    check(
+        &history,
+        C::Refund {
+            amount: m(1),
+            transaction_id: unknown,
+        },
+        Ok(vec![E::AccountRefunded {
+            amount: m(1),
+            transaction_id: unknown,
+        }]),
+    );
+    // The most recent steps are still remembered.
+    let last = match history.last() {
+        Some(E::AccountCredited { transaction_id, .. }) => *transaction_id,
+        _ => unreachable!(),
+    };
+    check(
+        &history,
+        C::Credit {
+            amount: m(1),
+            transaction_id: last,
+        },
+        Ok(vec![]),
+    );
+}
