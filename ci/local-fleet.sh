@@ -12,7 +12,8 @@
 #   FLEET_PORT_BASE the event store's port; accounts, transfers and the view take the next three
 #                   (default: 8100, so 8100-8103)
 #   GATEWAY_PORT    the gateway's port (default: 8080)
-#   FLEET_BUILD     0 to skip `cargo build` and run the binaries already in target/ (default: 1)
+#   FLEET_BUILD     0 to skip `cargo build` and run the binaries already built (default: 1)
+#   CARGO_TARGET_DIR  where the binaries are built and run from (default: target)
 #   RUST_LOG        log filter for every service (default: info)
 #
 # Exit codes: 0 fleet up (or stopped); 1 a build failed or a service did not become healthy
@@ -99,7 +100,7 @@ up() {
       TRANSFERS_URL="http://127.0.0.1:$(port_of transfers)" \
       VIEW_URL="http://127.0.0.1:$(port_of account-view)" \
       RUST_LOG="${RUST_LOG:-info}" \
-      nohup "target/$profile_dir/$s" >"$dir/log" 2>&1 </dev/null &
+      nohup "${CARGO_TARGET_DIR:-target}/$profile_dir/$s" >"$dir/log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
     local ok=
     for _ in $(seq 1 100); do

@@ -114,3 +114,62 @@ async fn every_event_delivered_twice_gives_the_same_final_state() {
     let live = ViewDb::open(&fleet.view_db_path()).expect("open live view");
     assert_eq!(twice.dump().expect("dump"), live.dump().expect("dump"));
 }
+
+/// A trigger redelivered after the account has forgotten the transaction (more than
+/// `Account::RECENT` later steps) is still dropped: the event store already has the derived id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_duplicate_older_than_the_accounts_memory_is_dropped_by_the_store() {
+    use banking::{Account, AccountEvent, Money, TransferId};
+    use es_core::{ExpectedVersion, Metadata, NewEvent, StreamId};
+
+    let fleet = Fleet::spawn().await;
+    let a = fleet.open_account("a", 10_000).await;
+    let b = fleet.open_account("b", 0).await;
+    let t = fleet.transfer(&a, &b, 100).await;
+    assert_eq!(fleet.wait_terminal(&t).await["state"], "COMPLETED");
+
+    // Push the debit out of the account's memory with many later steps.
+    let client = fleet.store_client();
+    let stream = StreamId::parse(format!("Account-{a}")).expect("stream");
+    let mut version = fleet.account_aggregate(&a).await["version"]
+        .as_u64()
+        .expect("version");
+    let credits: Vec<NewEvent> = (0..=Account::RECENT)
+        .map(|_| {
+            let credit = AccountEvent::AccountCredited {
+                amount: Money::from_minor(1),
+                transaction_id: TransferId::new(),
+            };
+            NewEvent::from_event(&credit, Metadata::default()).expect("encodes")
+        })
+        .collect();
+    for chunk in credits.chunks(500) {
+        version = client
+            .append(&stream, ExpectedVersion::Exact(version), chunk)
+            .await
+            .expect("appended")
+            .version;
+    }
+    let balance = fleet.account_aggregate(&a).await["balance"].clone();
+
+    let created = fleet
+        .all_events()
+        .await
+        .into_iter()
+        .find(|e| e.stream_id.as_str() == format!("MoneyTransfer-{t}") && e.version == 1)
+        .expect("the MoneyTransferCreated event");
+    let state = accounts::AppState {
+        accounts: es_core::Repository::new(client.clone()).with_snapshots(20),
+        metrics: Default::default(),
+    };
+    accounts::saga::handle(&state, &created)
+        .await
+        .expect("handled");
+    let after = fleet.account_aggregate(&a).await;
+    assert_eq!(
+        after["version"].as_u64(),
+        Some(version),
+        "no event was added"
+    );
+    assert_eq!(after["balance"], balance);
+}
