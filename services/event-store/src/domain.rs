@@ -280,7 +280,7 @@ pub struct AppendOutcome {
 }
 
 /// A stored event, serialised as the wire envelope.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RecordedEvent {
     pub event_id: Uuid,
     pub stream_id: String,

@@ -21,7 +21,7 @@ use service_kit::metrics::GaugeGuard;
 use service_kit::{ApiJson, ApiQuery, AppError, Counter, Gauge, MetricsText};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,9 @@ use crate::domain::{
     AppendBatch, AppendBody, AppendOutcome, EventFilter, GroupName, InvalidInput, RecordedEvent,
     Snapshot, StreamId, Subscription, SubscriptionSpec,
 };
-use crate::storage::{AsOf, GlobalQuery, GlobalSlice, Storage, StorageError, StreamQuery};
+use crate::storage::{
+    AsOf, CommittedEvents, GlobalQuery, GlobalSlice, Storage, StorageError, StreamQuery,
+};
 
 /// Events per read when a client gives no `limit`.
 pub const DEFAULT_READ_LIMIT: usize = 1000;
@@ -455,6 +457,8 @@ async fn stream_subscription(
     let sub = load_group(&state, group).await?;
     let keepalive = state.inner.limits.sse_keepalive;
     let feed = Feed {
+        // Subscribe before the first read so no commit falls between history and live events.
+        live: state.storage().live(),
         head_rx: state.storage().head(),
         _subscriber: state.metrics().subscribers.track(),
         cursor: sub.checkpoint,
@@ -469,6 +473,7 @@ async fn stream_subscription(
 
 struct Feed {
     state: AppState,
+    live: Option<broadcast::Receiver<CommittedEvents>>,
     head_rx: watch::Receiver<u64>,
     cursor: u64,
     filter: EventFilter,
@@ -498,6 +503,9 @@ impl Feed {
             }
             let head = *self.head_rx.borrow_and_update();
             if head > self.cursor {
+                if self.take_live() {
+                    continue;
+                }
                 let query = GlobalQuery {
                     after: self.cursor,
                     up_to: head,
@@ -519,6 +527,46 @@ impl Feed {
             tokio::select! {
                 changed = self.head_rx.changed() => changed.ok()?,
                 () = self.state.inner.shutdown.cancelled() => return None,
+            }
+        }
+    }
+}
+
+impl Feed {
+    /// Takes the next pushed commit if it continues exactly after the cursor; false when there
+    /// is none or there is a gap (lagged or subscribed late), so the caller reads the database.
+    fn take_live(&mut self) -> bool {
+        let Some(live) = &mut self.live else {
+            return false;
+        };
+        loop {
+            match live.try_recv() {
+                Ok(events) => {
+                    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+                        continue;
+                    };
+                    if last.position <= self.cursor {
+                        continue;
+                    }
+                    if first.position > self.cursor + 1 {
+                        return false;
+                    }
+                    self.buffer.extend(
+                        events
+                            .iter()
+                            .filter(|e| e.position > self.cursor)
+                            .filter(|e| self.filter.matches(&e.event_type, &e.stream_id))
+                            .cloned(),
+                    );
+                    self.cursor = last.position;
+                    return true;
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(broadcast::error::TryRecvError::Empty) => return false,
+                Err(broadcast::error::TryRecvError::Closed) => {
+                    self.live = None;
+                    return false;
+                }
             }
         }
     }

@@ -11,7 +11,7 @@ pub mod sqlite;
 
 use futures::future::BoxFuture;
 use time::OffsetDateTime;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::domain::{
     AppendBatch, AppendOutcome, EventFilter, GroupName, RecordedEvent, Snapshot, StreamId,
@@ -96,6 +96,11 @@ pub struct GlobalSlice {
     pub scanned_to: u64,
 }
 
+/// The new events of one commit in position order. Messages come in commit order, each sent
+/// after its commit and before `head()` covers it. A receiver that lags behind loses messages
+/// (`RecvError::Lagged`) and must read the missing positions with `read_all`.
+pub type CommittedEvents = std::sync::Arc<Vec<RecordedEvent>>;
+
 /// A storage backend.
 pub trait Storage: Send + Sync + 'static {
     /// Appends a batch atomically; resolves once it is durable.
@@ -136,6 +141,11 @@ pub trait Storage: Send + Sync + 'static {
     fn ping(&self) -> BoxFuture<'_, Result<(), StorageError>>;
     /// Finishes queued writes and stops the writer; later writes fail with `Closed`.
     fn close(&self) -> BoxFuture<'_, ()>;
+    /// Events as they commit, for live subscribers (see [`CommittedEvents`]); `None` when the
+    /// backend has no such push, in which case readers poll with `read_all`.
+    fn live(&self) -> Option<broadcast::Receiver<CommittedEvents>> {
+        None
+    }
     /// Transactions committed so far (each one fsync), for the appends-per-commit metric.
     fn commits(&self) -> u64 {
         0

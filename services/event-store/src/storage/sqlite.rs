@@ -14,10 +14,13 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 use uuid::Uuid;
 
-use super::{AsOf, GlobalQuery, GlobalSlice, Storage, StorageError, StreamQuery, StreamSlice};
+use super::{
+    AsOf, CommittedEvents, GlobalQuery, GlobalSlice, Storage, StorageError, StreamQuery,
+    StreamSlice,
+};
 use crate::domain::{
     AppendBatch, AppendOutcome, EventFilter, ExpectedVersion, GroupName, RecordedEvent, Snapshot,
     StreamId, Subscription, SubscriptionSpec,
@@ -54,6 +57,7 @@ pub struct SqliteStorage {
     readers: Arc<ReadPool>,
     read_permits: Arc<Semaphore>,
     commits: Arc<AtomicU64>,
+    live: broadcast::Sender<CommittedEvents>,
 }
 
 impl SqliteStorage {
@@ -75,6 +79,7 @@ impl SqliteStorage {
 
         let (head_tx, head_rx) = watch::channel(head);
         let commits = Arc::new(AtomicU64::new(0));
+        let (live, _) = broadcast::channel(LIVE_CAPACITY);
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
         let writer = Writer {
             conn,
@@ -84,6 +89,7 @@ impl SqliteStorage {
             head_tx,
             max_group: options.max_group.max(1),
             commits: commits.clone(),
+            live: live.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("event-store-writer".to_owned())
@@ -115,6 +121,7 @@ impl SqliteStorage {
             readers,
             read_permits: Arc::new(Semaphore::new(options.read_connections.max(1))),
             commits,
+            live,
         })
     }
 
@@ -265,6 +272,10 @@ impl Storage for SqliteStorage {
 
     fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    fn live(&self) -> Option<broadcast::Receiver<CommittedEvents>> {
+        Some(self.live.subscribe())
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
@@ -464,6 +475,7 @@ struct Writer {
     head_tx: watch::Sender<u64>,
     max_group: usize,
     commits: Arc<AtomicU64>,
+    live: broadcast::Sender<CommittedEvents>,
 }
 
 /// What a group changes, applied to the writer only after its commit.
@@ -510,6 +522,13 @@ impl Writer {
                     self.versions.clear();
                 }
                 self.versions.extend(state.versions);
+                // Push to live subscribers first, so one woken by the head finds the events.
+                if self.live.receiver_count() > 0 {
+                    let events = committed_events(&cmds, &outcomes, self.last_recorded);
+                    if !events.is_empty() {
+                        let _ = self.live.send(Arc::new(events));
+                    }
+                }
                 self.head_tx.send_if_modified(|h| {
                     let changed = *h != self.head;
                     *h = self.head;
@@ -586,6 +605,42 @@ impl Writer {
         tx.commit()?;
         Ok((outcomes, state))
     }
+}
+
+/// Messages kept for live subscribers that fall behind (they then read from the database).
+const LIVE_CAPACITY: usize = 1024;
+
+/// The events a committed group wrote, in position order, for live subscribers.
+fn committed_events(
+    cmds: &[WriteCmd],
+    outcomes: &[Outcome],
+    recorded_at: i64,
+) -> Vec<RecordedEvent> {
+    let recorded_at = from_micros(recorded_at);
+    let mut events = Vec::new();
+    for (cmd, outcome) in cmds.iter().zip(outcomes) {
+        let (WriteCmd::Append { batch, .. }, Outcome::Append(Ok(done))) = (cmd, outcome) else {
+            continue;
+        };
+        if done.duplicate {
+            continue;
+        }
+        let n = batch.events.len() as u64;
+        for (i, event) in (0u64..).zip(&batch.events) {
+            events.push(RecordedEvent {
+                event_id: event.event_id,
+                stream_id: batch.stream_id.as_str().to_owned(),
+                version: done.version + 1 - n + i,
+                position: done.position + 1 - n + i,
+                event_type: event.event_type.clone(),
+                schema_version: event.schema_version,
+                data: event.data.clone(),
+                metadata: event.metadata.clone(),
+                recorded_at,
+            });
+        }
+    }
+    events
 }
 
 fn answer(cmd: WriteCmd, outcome: Outcome) {
