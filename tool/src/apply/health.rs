@@ -44,6 +44,14 @@ pub async fn wait_healthy(
     loop {
         match engine.inspect_container(id).await {
             Err(e) => last = format!("inspecting the container failed: {e}"),
+            Ok(d) if d.restart_count > 0 => {
+                return Err(Unhealthy {
+                    reason: format!(
+                        "the container keeps exiting (restarted {} time(s) by the engine)",
+                        d.restart_count
+                    ),
+                })
+            }
             Ok(d) => match d.state {
                 RunState::Exited { code } => {
                     return Err(Unhealthy {

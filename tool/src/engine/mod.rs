@@ -110,6 +110,8 @@ pub struct ContainerDetails {
     pub labels: BTreeMap<String, String>,
     /// RFC 3339 start time (empty if never started).
     pub started_at: String,
+    /// How often the engine restarted it (restart policy).
+    pub restart_count: i64,
 }
 
 /// A network or volume found by labels.
@@ -318,6 +320,7 @@ impl Engine {
                 .into_iter()
                 .collect(),
             started_at: state.started_at.unwrap_or_default(),
+            restart_count: c.restart_count.unwrap_or(0),
         })
     }
 

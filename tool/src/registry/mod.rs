@@ -3,14 +3,14 @@
 //! CLI's `config.json` (`auths`, `credsStore`, `credHelpers`).
 
 mod auth;
+mod http_client;
 
-use std::time::Duration;
-
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
-use reqwest::StatusCode;
+use http::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{HeaderMap, Method, StatusCode};
 use sha2::Digest as _;
 
 pub use auth::{Challenge, Credentials, DockerConfig};
+use http_client::HttpClient;
 
 /// Manifest media types we accept, most specific last (the registry picks).
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -44,25 +44,21 @@ pub enum RegistryError {
     Credentials(String),
 }
 
-/// Resolves tags to digests; keeps one HTTP connection pool.
+/// Resolves tags to digests; keeps one HTTP connection pool. HTTPS uses rustls with the ring
+/// provider and the system's root certificates.
 #[derive(Debug, Clone)]
 pub struct RegistryClient {
-    http: reqwest::Client,
+    http: HttpClient,
     config: DockerConfig,
 }
 
 impl RegistryClient {
     /// A client using `config` for credentials.
     pub fn new(config: DockerConfig) -> Result<RegistryClient, RegistryError> {
-        crate::engine::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| RegistryError::Unreachable {
-                registry: "(any)".into(),
-                detail: format!("building the HTTP client: {e}"),
-            })?;
+        let http = HttpClient::new().map_err(|detail| RegistryError::Unreachable {
+            registry: "(any)".into(),
+            detail: format!("preparing the HTTPS client: {detail}"),
+        })?;
         Ok(RegistryClient { http, config })
     }
 
@@ -85,41 +81,44 @@ impl RegistryClient {
             scheme_for(registry)
         );
         let image = format!("{registry}/{repository}:{reference}");
-        let unreachable = |e: reqwest::Error| RegistryError::Unreachable {
+        let unreachable = |detail: String| RegistryError::Unreachable {
             registry: registry.to_string(),
-            detail: error_chain(&e),
+            detail,
         };
 
         let mut auth_header: Option<String> = None;
         for attempt in 0..2 {
-            let mut req = self.http.head(&url).header(ACCEPT, MANIFEST_ACCEPT);
+            let mut headers = vec![(ACCEPT, MANIFEST_ACCEPT.to_string())];
             if let Some(h) = &auth_header {
-                req = req.header(AUTHORIZATION, h);
+                headers.push((AUTHORIZATION, h.clone()));
             }
-            let resp = req.send().await.map_err(unreachable)?;
-            match resp.status() {
+            let resp = self
+                .http
+                .send(Method::HEAD, &url, &headers, false)
+                .await
+                .map_err(unreachable)?;
+            match resp.status {
                 StatusCode::OK => {
-                    if let Some(d) = digest_header(resp.headers()) {
+                    if let Some(d) = digest_header(&resp.headers) {
                         return Ok(d);
                     }
                     // Some registries omit the header on HEAD: fetch and hash the manifest.
-                    let mut get = self.http.get(&url).header(ACCEPT, MANIFEST_ACCEPT);
-                    if let Some(h) = &auth_header {
-                        get = get.header(AUTHORIZATION, h);
-                    }
-                    let resp = get.send().await.map_err(unreachable)?;
-                    if let Some(d) = digest_header(resp.headers()) {
+                    let resp = self
+                        .http
+                        .send(Method::GET, &url, &headers, true)
+                        .await
+                        .map_err(unreachable)?;
+                    if let Some(d) = digest_header(&resp.headers) {
                         return Ok(d);
                     }
-                    let body = resp.bytes().await.map_err(unreachable)?;
                     return Ok(format!(
                         "sha256:{}",
-                        hex::encode(sha2::Sha256::digest(&body))
+                        hex::encode(sha2::Sha256::digest(&resp.body))
                     ));
                 }
                 StatusCode::UNAUTHORIZED if attempt == 0 => {
                     let challenge = resp
-                        .headers()
+                        .headers
                         .get(WWW_AUTHENTICATE)
                         .and_then(|v| v.to_str().ok())
                         .and_then(Challenge::parse);
@@ -160,7 +159,7 @@ impl RegistryClient {
                     return Err(RegistryError::Denied {
                         registry: registry.to_string(),
                         repository: repository.to_string(),
-                        status: resp.status().as_u16(),
+                        status: resp.status.as_u16(),
                     })
                 }
                 StatusCode::NOT_FOUND => {
@@ -195,23 +194,35 @@ impl RegistryClient {
         scope: &str,
         creds: Option<&Credentials>,
     ) -> Result<String, RegistryError> {
-        let mut query: Vec<(&str, &str)> = vec![("scope", scope)];
-        if let Some(s) = service {
-            query.push(("service", s));
-        }
-        let mut req = self.http.get(realm).query(&query);
-        if let Some(c) = creds {
-            req = req.header(AUTHORIZATION, c.basic_header());
-        }
-        let resp = req.send().await.map_err(|e| RegistryError::Unreachable {
+        let unexpected = |detail: String| RegistryError::Unexpected {
             registry: registry.to_string(),
-            detail: format!("fetching a token from {realm}: {}", error_chain(&e)),
-        })?;
-        if !resp.status().is_success() {
+            image: repository.to_string(),
+            status: 200,
+            detail,
+        };
+        let mut url = url::Url::parse(realm)
+            .map_err(|e| unexpected(format!("the token realm {realm:?} is not a URL: {e}")))?;
+        url.query_pairs_mut().append_pair("scope", scope);
+        if let Some(s) = service {
+            url.query_pairs_mut().append_pair("service", s);
+        }
+        let mut headers = Vec::new();
+        if let Some(c) = creds {
+            headers.push((AUTHORIZATION, c.basic_header()));
+        }
+        let resp = self
+            .http
+            .send(Method::GET, url.as_str(), &headers, true)
+            .await
+            .map_err(|e| RegistryError::Unreachable {
+                registry: registry.to_string(),
+                detail: format!("fetching a token from {realm}: {e}"),
+            })?;
+        if !resp.status.is_success() {
             return Err(RegistryError::Denied {
                 registry: registry.to_string(),
                 repository: repository.to_string(),
-                status: resp.status().as_u16(),
+                status: resp.status.as_u16(),
             });
         }
         #[derive(serde::Deserialize)]
@@ -219,20 +230,11 @@ impl RegistryClient {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let t: Token = resp.json().await.map_err(|e| RegistryError::Unexpected {
-            registry: registry.to_string(),
-            image: repository.to_string(),
-            status: 200,
-            detail: format!("reading the token answer from {realm}: {e}"),
-        })?;
+        let t: Token = serde_json::from_slice(&resp.body)
+            .map_err(|e| unexpected(format!("reading the token answer from {realm}: {e}")))?;
         t.token
             .or(t.access_token)
-            .ok_or_else(|| RegistryError::Unexpected {
-                registry: registry.to_string(),
-                image: repository.to_string(),
-                status: 200,
-                detail: format!("the token answer from {realm} holds no token"),
-            })
+            .ok_or_else(|| unexpected(format!("the token answer from {realm} holds no token")))
     }
 }
 
@@ -254,19 +256,6 @@ fn digest_header(headers: &HeaderMap) -> Option<String> {
         .get("docker-content-digest")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg = format!("{msg}: {text}");
-        }
-        source = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]
