@@ -3,8 +3,9 @@
 #
 #   ci/build-images.sh [--tag TAG] [--no-build] [SERVICE...]
 #
-# Default: every service, tag "dev". Images are named fleet/<service>:<tag>. `--no-build` uses
-# the binaries already in target/x86_64-unknown-linux-gnu/release (built by ci/build-static.sh).
+# Default: every service, tag "dev". Images are named fleet/<service>:<tag>. The static release
+# binaries are built first (`-C target-feature=+crt-static`, x86_64-unknown-linux-gnu, see
+# below); `--no-build` uses those already in target/x86_64-unknown-linux-gnu/release.
 # Prints one line per image: service, image, size in bytes. Nothing is pulled from the internet:
 # ci/Dockerfile starts FROM scratch.
 #
@@ -45,7 +46,16 @@ port_of() {
 # Comma-separated lines of a file, or empty when the file does not exist.
 joined() { if [ -f "$1" ]; then grep -v '^[[:space:]]*\(#.*\)\?$' "$1" | paste -sd, -; fi; }
 
-if [ -n "$build" ]; then ci/build-static.sh "${services[@]}" >&2; fi
+# The static binaries, as ci/build-static.sh builds them but with `-p` per service: `cargo build
+# --bin X` alone resolves features for the whole workspace, which gives the services the
+# deployer's reqwest with rustls, whose client then fails to build in a FROM scratch image (no
+# CA certificates). With `-p`, features are unified across the services only.
+if [ -n "$build" ]; then
+  packages=()
+  for s in "${services[@]}"; do packages+=(-p "$s" --bin "$s"); done
+  RUSTFLAGS='-C target-feature=+crt-static' \
+    cargo build --release --target x86_64-unknown-linux-gnu "${packages[@]}" >&2
+fi
 
 revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 if [ "$revision" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no -- services 2>/dev/null)" ]; then
@@ -58,7 +68,7 @@ ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 for s in "${services[@]}"; do
   bin="target/x86_64-unknown-linux-gnu/release/$s"
-  [ -x "$bin" ] || { echo "build-images: $bin is missing; run ci/build-static.sh $s" >&2; exit 1; }
+  [ -x "$bin" ] || { echo "build-images: $bin is missing; run ci/build-images.sh without --no-build" >&2; exit 1; }
   version=$(python3 -c 'import json,sys; print(next((p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == sys.argv[1]), "0.0.0"))' "$s" <<<"$metadata")
   rm -rf "${ctx:?}"/*
   cp "$bin" "$ctx/$s"
