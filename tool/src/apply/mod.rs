@@ -109,6 +109,38 @@ pub async fn apply(
     progress: &Progress,
 ) -> Result<ApplyReport, ApplyError> {
     let project = manifest.project.as_str();
+    if saved.is_none() {
+        // Fast path: an apply with nothing to do changes nothing, so it needs no lock; it
+        // still refuses while another apply holds the lock, and still leaves a record.
+        let started_at = lock::now_rfc3339();
+        let id = history::now_millis();
+        let observed = observe::observe(engine, registry, manifest).await?;
+        let plan = plan::compute(manifest, &observed);
+        if !plan.has_changes() {
+            if let Some(holder) = lock::status(engine, project).await? {
+                return Err(ApplyError::Lock(LockError::Held(Box::new(holder))));
+            }
+            let record = Record {
+                id,
+                project: plan.project.clone(),
+                kind: Kind::Apply,
+                started_at,
+                finished_at: lock::now_rfc3339(),
+                user: lock::whoami(),
+                host: lock::hostname(),
+                ci_build: options.ci_build.clone(),
+                command: options.command.clone(),
+                outcome: Outcome::NoChanges,
+                services: Vec::new(),
+            };
+            history::save(engine, &record).await?;
+            return Ok(ApplyReport {
+                plan,
+                record,
+                failure: None,
+            });
+        }
+    }
     let lock = lock::acquire(
         engine,
         LockInfo::for_this_process(project, &options.command),
