@@ -31,6 +31,8 @@ pub struct Config {
     pub accounts_url: String,
     pub transfers_url: String,
     pub view_url: String,
+    /// The indexer (full-text search); optional: the gateway runs without it.
+    pub search_url: String,
     /// The timeout of one upstream attempt.
     pub upstream_timeout: Duration,
     /// How many times an idempotent request is retried after a connection failure or timeout.
@@ -39,8 +41,8 @@ pub struct Config {
 
 impl Config {
     /// `PORT` (8080), `ACCOUNTS_URL` (http://127.0.0.1:8101), `TRANSFERS_URL`
-    /// (http://127.0.0.1:8102), `VIEW_URL` (http://127.0.0.1:8103), `GATEWAY_TIMEOUT_MS` (5000),
-    /// `GATEWAY_RETRIES` (2).
+    /// (http://127.0.0.1:8102), `VIEW_URL` (http://127.0.0.1:8103), `SEARCH_URL`
+    /// (http://127.0.0.1:8105), `GATEWAY_TIMEOUT_MS` (5000), `GATEWAY_RETRIES` (2).
     pub fn from_env() -> Result<Self, service_kit::ConfigError> {
         Ok(Self {
             host: [0, 0, 0, 0],
@@ -51,6 +53,7 @@ impl Config {
                 "http://127.0.0.1:8102".to_owned(),
             )?,
             view_url: service_kit::env_or("VIEW_URL", "http://127.0.0.1:8103".to_owned())?,
+            search_url: service_kit::env_or("SEARCH_URL", "http://127.0.0.1:8105".to_owned())?,
             upstream_timeout: Duration::from_millis(service_kit::env_or(
                 "GATEWAY_TIMEOUT_MS",
                 5000u64,
@@ -59,7 +62,8 @@ impl Config {
         })
     }
 
-    /// Loopback, port 0 and these upstreams: for tests.
+    /// Loopback, port 0 and these upstreams: for tests. Search points at the default
+    /// `SEARCH_URL`; set `search_url` to test it.
     pub fn for_tests(accounts_url: &str, transfers_url: &str, view_url: &str) -> Self {
         Self {
             host: [127, 0, 0, 1],
@@ -67,6 +71,7 @@ impl Config {
             accounts_url: accounts_url.to_owned(),
             transfers_url: transfers_url.to_owned(),
             view_url: view_url.to_owned(),
+            search_url: "http://127.0.0.1:8105".to_owned(),
             upstream_timeout: Duration::from_secs(5),
             retries: 2,
         }
@@ -79,6 +84,7 @@ pub struct AppState {
     pub accounts: Arc<Upstream>,
     pub transfers: Arc<Upstream>,
     pub view: Arc<Upstream>,
+    pub search: Arc<Upstream>,
 }
 
 /// Why the gateway could not start.
@@ -123,6 +129,7 @@ impl Application {
             accounts: upstream("accounts", &config.accounts_url),
             transfers: upstream("transfers", &config.transfers_url),
             view: upstream("account-view", &config.view_url),
+            search: upstream("indexer", &config.search_url),
         };
         let addr = SocketAddr::from((config.host, config.port));
         let listener = TcpListener::bind(addr)
@@ -181,17 +188,20 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/transfers", post(proxy::create_transfer))
         .route("/api/transfers/{id}", get(proxy::get_transfer))
+        .route("/api/search", get(proxy::search))
         .fallback(service_kit::error::route_not_found)
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
 }
 
-/// 200 when every upstream answers its `/health` with 200, else 503; the body lists each.
+/// 200 when every required upstream answers its `/health` with 200, else 503; the body lists
+/// each. The indexer is optional: it is listed (`"optional": true`) but never makes this fail.
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let (a, t, v) = tokio::join!(
+    let (a, t, v, s) = tokio::join!(
         state.accounts.health(),
         state.transfers.health(),
-        state.view.health()
+        state.view.health(),
+        state.search.health()
     );
     let all_up = [&a, &t, &v].iter().all(|s| s.is_ok());
     let show = |r: &Result<(), String>| match r {
@@ -204,6 +214,9 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
             "accounts": show(&a),
             "transfers": show(&t),
             "account-view": show(&v),
+        },
+        "optional": {
+            "indexer": show(&s),
         }
     });
     let status = if all_up {
@@ -215,7 +228,12 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<String, AppError> {
-    let upstreams = [&state.accounts, &state.transfers, &state.view];
+    let upstreams = [
+        &state.accounts,
+        &state.transfers,
+        &state.view,
+        &state.search,
+    ];
     let stats: Vec<_> = upstreams.iter().map(|u| (u.name(), u.stats())).collect();
     let mut text = MetricsText::new();
     type Pick = fn(&proxy::UpstreamStats) -> u64;

@@ -88,13 +88,55 @@ impl Upstream {
         headers: &HeaderMap,
         body: Option<Bytes>,
     ) -> Response {
-        self.requests.fetch_add(1, Ordering::Relaxed);
         let correlation = correlation_id(headers);
+        match self
+            .try_forward(method, path_and_query, &correlation, body)
+            .await
+        {
+            Ok(response) => response,
+            Err(error) => {
+                let app_error = if error.is_timeout() {
+                    AppError::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "upstream_timeout",
+                        format!(
+                            "the {} service did not answer in time; try again",
+                            self.name
+                        ),
+                    )
+                } else {
+                    AppError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_unavailable",
+                        format!(
+                            "the {} service cannot be reached; try again later",
+                            self.name
+                        ),
+                    )
+                };
+                with_correlation(
+                    app_error.with_field("upstream", self.name).into_response(),
+                    &correlation,
+                )
+            }
+        }
+    }
+
+    /// Like [`Upstream::forward`], but hands back the last transport error (after the retries)
+    /// so the caller can shape the answer.
+    pub async fn try_forward(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        correlation: &str,
+        body: Option<Bytes>,
+    ) -> Result<Response, reqwest::Error> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let idempotent = matches!(method, Method::GET | Method::DELETE | Method::HEAD);
         let attempts = if idempotent { self.retries + 1 } else { 1 };
         let url = format!("{}{}", self.base, path_and_query);
-        let mut last_error = None;
-        for attempt in 0..attempts {
+        let mut attempt = 0;
+        loop {
             if attempt > 0 {
                 self.retried.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
@@ -103,48 +145,32 @@ impl Upstream {
                 .client
                 .request(method.clone(), &url)
                 .timeout(self.timeout)
-                .header(CORRELATION_HEADER, correlation.clone());
+                .header(CORRELATION_HEADER, correlation);
             if let Some(body) = &body {
                 request = request
                     .header("content-type", "application/json")
                     .body(body.clone());
             }
             match request.send().await {
-                Ok(answer) => return relay(answer, &correlation).await,
+                Ok(answer) => return Ok(relay(answer, correlation).await),
                 Err(error) => {
                     tracing::warn!(upstream = self.name, %url, attempt, error = %error_chain(&error), "upstream request failed");
-                    last_error = Some(error);
+                    attempt += 1;
+                    if attempt >= attempts {
+                        self.failures.fetch_add(1, Ordering::Relaxed);
+                        return Err(error);
+                    }
                 }
             }
         }
-        self.failures.fetch_add(1, Ordering::Relaxed);
-        let timed_out = last_error.as_ref().is_some_and(reqwest::Error::is_timeout);
-        let mut response = if timed_out {
-            AppError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
-                format!(
-                    "the {} service did not answer in time; try again",
-                    self.name
-                ),
-            )
-        } else {
-            AppError::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unavailable",
-                format!(
-                    "the {} service cannot be reached; try again later",
-                    self.name
-                ),
-            )
-        }
-        .with_field("upstream", self.name)
-        .into_response();
-        if let Ok(value) = HeaderValue::from_str(&correlation) {
-            response.headers_mut().insert(CORRELATION_HEADER, value);
-        }
-        response
     }
+}
+
+fn with_correlation(mut response: Response, correlation: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(correlation) {
+        response.headers_mut().insert(CORRELATION_HEADER, value);
+    }
+    response
 }
 
 async fn relay(answer: reqwest::Response, correlation: &str) -> Response {
@@ -286,5 +312,43 @@ pub async fn get_transfer(
             s.view.forward(Method::GET, &path, &headers, None).await
         }
         Err(e) => bad_id(e, "transfer_id"),
+    }
+}
+
+/// Full-text search: the raw query string goes to the indexer's `/search` unchanged, and its
+/// status and body come back as they are. An indexer that cannot be reached gives 503
+/// `search_unavailable`; the rest of the API does not depend on it.
+pub async fn search(
+    State(s): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let correlation = correlation_id(&headers);
+    let path = with_query("/search".to_owned(), query);
+    match s
+        .search
+        .try_forward(Method::GET, &path, &correlation, None)
+        .await
+    {
+        Ok(response) => response,
+        Err(error) => {
+            let why = if error.is_timeout() {
+                "did not answer in time"
+            } else {
+                "cannot be reached"
+            };
+            with_correlation(
+                AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "search_unavailable",
+                    format!(
+                        "the search service (indexer) {why}; try again later, or check SEARCH_URL"
+                    ),
+                )
+                .with_field("upstream", s.search.name())
+                .into_response(),
+                &correlation,
+            )
+        }
     }
 }

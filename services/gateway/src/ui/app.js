@@ -198,6 +198,54 @@ $("transfer-form").addEventListener("submit", (ev) => {
     $("transfer-description").value.trim()).catch((e) => say(e.message));
 });
 
+// Full-text search through the indexer; a refused query (400) shows the indexer's message.
+async function search(q, type) {
+  const path = "/api/search?q=" + encodeURIComponent(q) + "&type=" + encodeURIComponent(type) + "&limit=20";
+  const r = await api("GET", path);
+  const head = $("search-head");
+  const body = $("search-results");
+  head.replaceChildren();
+  body.replaceChildren();
+  if (r.status !== 200 || !r.data) {
+    $("search-message").textContent = errorText(r);
+    return;
+  }
+  const results = r.data.results || [];
+  $("search-message").textContent = r.data.total + " found" + (results.length < r.data.total ? ", showing " + results.length : "");
+  const hr = document.createElement("tr");
+  const columns = type === "account"
+    ? [["Title"], ["Customer"], ["Status"]]
+    : [["Description"], ["From → To"], ["Amount", "num"], ["State"]];
+  for (const [name, cls] of columns) {
+    const th = document.createElement("th");
+    th.textContent = name;
+    if (cls) th.className = cls;
+    hr.appendChild(th);
+  }
+  head.appendChild(hr);
+  for (const hit of results) {
+    const row = document.createElement("tr");
+    if (hit.type === "account") {
+      cell(row, hit.title);
+      cell(row, hit.customer_id || "");
+      cell(row, hit.status);
+    } else {
+      cell(row, hit.description || "");
+      cell(row, (hit.from_title || String(hit.from_account_id).slice(0, 8)) + " → " +
+        (hit.to_title || String(hit.to_account_id).slice(0, 8)));
+      cell(row, String(hit.amount), "num");
+      cell(row, hit.state, "state-" + hit.state);
+    }
+    body.appendChild(row);
+  }
+}
+
+$("search-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  search($("search-q").value, $("search-type").value)
+    .catch((e) => { $("search-message").textContent = e.message; });
+});
+
 // Scripted use for demos and the browser test: ?script=open:Title:15000:customer;transfer:0:1:8000
 // Steps fill the same forms and go through the same functions a click does; accounts are named
 // by the order they were opened in. ?customer=ID shows that customer's accounts instead.

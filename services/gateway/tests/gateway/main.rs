@@ -9,6 +9,7 @@ mod fleet;
 mod gateway_behaviour;
 mod process;
 mod rebuild;
+mod search;
 mod talk_example;
 mod weak_schema;
 
