@@ -12,16 +12,8 @@ use crate::{fleet_slot, open_accounts};
 
 const ACCOUNTS: usize = 20;
 const BALANCE: i64 = 1_000_000;
-/// The deploy order the issue asks for, less account-view; phase i+1 of the load is the roll of
-/// ROLLS[i].
-///
-/// FIXME: account-view is left out because its stop-first roll fails a client request today:
-/// reads through the gateway stall for about 15 s while the view is replaced (one
-/// `GET /api/transfers/{id}?min_version=1` exhausted its 10 tries in the last run). A suspected
-/// cause is the gateway's resolver caching the old container's address (Docker's embedded DNS
-/// answers with a long TTL). Put "account-view" back between "accounts" and "transfers" once
-/// that is fixed.
-pub const ROLLS: [&str; 3] = ["accounts", "transfers", "event-store"];
+/// The deploy order the issue asks for; phase i+1 of the load is the roll of ROLLS[i].
+pub const ROLLS: [&str; 4] = ["accounts", "account-view", "transfers", "event-store"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_every_stateful_service_under_load_fails_no_request_and_loses_nothing() {
