@@ -79,6 +79,7 @@ impl SqliteStorage {
 
         let (head_tx, head_rx) = watch::channel(head);
         let commits = Arc::new(AtomicU64::new(0));
+        let wal_frames = Arc::new(AtomicU64::new(0));
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
         let writer = Writer {
@@ -90,6 +91,7 @@ impl SqliteStorage {
             max_group: options.max_group.max(1),
             commits: commits.clone(),
             live: live.clone(),
+            wal_frames: wal_frames.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("event-store-writer".to_owned())
@@ -100,7 +102,7 @@ impl SqliteStorage {
             .map_err(|e| StorageError::backend("opening the checkpoint connection", e))?;
         let checkpointer = std::thread::Builder::new()
             .name("event-store-checkpointer".to_owned())
-            .spawn(move || run_checkpointer(checkpoint_conn, stopped))
+            .spawn(move || run_checkpointer(checkpoint_conn, stopped, wal_frames))
             .map_err(|e| StorageError::backend("starting the checkpoint thread", e))?;
 
         let readers = Arc::new(ReadPool {
@@ -332,7 +334,7 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// How often the WAL is copied back into the database file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
 
 fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
@@ -344,21 +346,34 @@ fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
 /// Runs PASSIVE checkpoints until `stop` is dropped. A PASSIVE checkpoint never blocks the
 /// writer or readers; it syncs the WAL before copying and the database file after, so the
 /// writer's commits only pay for their own WAL fsync.
-fn run_checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+fn run_checkpointer(
+    conn: Connection,
+    stop: std::sync::mpsc::Receiver<()>,
+    wal_frames: Arc<AtomicU64>,
+) {
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
         stop.recv_timeout(CHECKPOINT_INTERVAL)
     {
-        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-            ))
-        });
-        if let Err(error) = result {
-            tracing::warn!(%error, "WAL checkpoint failed; retrying later");
+        match checkpoint(&conn) {
+            Ok((_, log, _)) => wal_frames.store(log, Ordering::Relaxed),
+            Err(error) => tracing::warn!(%error, "WAL checkpoint failed; retrying later"),
         }
     }
+}
+
+/// The writer finishes a checkpoint itself once the WAL holds this many frames (of one page
+/// each), so the WAL restarts from its beginning and stays about this size.
+const WAL_RESTART_FRAMES: u64 = 4096;
+
+/// Runs a PASSIVE checkpoint: (busy, frames in the WAL, frames copied into the database).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<(bool, u64, u64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((
+            row.get::<_, i64>(0)? != 0,
+            u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+            u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+        ))
+    })
 }
 
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
@@ -476,6 +491,8 @@ struct Writer {
     max_group: usize,
     commits: Arc<AtomicU64>,
     live: broadcast::Sender<CommittedEvents>,
+    /// Frames in the WAL as last seen by a checkpoint (see [`WAL_RESTART_FRAMES`]).
+    wal_frames: Arc<AtomicU64>,
 }
 
 /// What a group changes, applied to the writer only after its commit.
@@ -501,6 +518,9 @@ impl Writer {
             }
             let closing = group.iter().any(|c| matches!(c, WriteCmd::Close));
             self.commit_group(std::mem::take(&mut group));
+            if self.wal_frames.load(Ordering::Relaxed) >= WAL_RESTART_FRAMES {
+                self.finish_checkpoint();
+            }
             if closing {
                 break;
             }
@@ -553,6 +573,20 @@ impl Writer {
                     );
                 }
             }
+        }
+    }
+
+    /// Copies the last WAL frames into the database between two transactions, so that the
+    /// checkpoint is complete and the next transaction starts the WAL again from its beginning.
+    /// The checkpoint thread alone never completes one under a steady stream of commits (new
+    /// frames arrive while it copies), and the WAL would then grow without bound: every commit
+    /// would extend the file (block allocation, zeroing, a journal commit per fsync) instead of
+    /// overwriting blocks already on disk.
+    fn finish_checkpoint(&mut self) {
+        match checkpoint(&self.conn) {
+            Ok((false, log, done)) if log == done => self.wal_frames.store(0, Ordering::Relaxed),
+            Ok(_) => {} // a reader or the checkpoint thread is in the way; try after the next commit
+            Err(error) => tracing::warn!(%error, "WAL checkpoint failed; retrying later"),
         }
     }
 
