@@ -10,3 +10,4 @@ mod process;
 mod read;
 mod snapshots;
 mod subscriptions;
+mod wal;
