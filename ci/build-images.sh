@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_SERVICES=(event-store accounts transfers account-view gateway archiver)
+ALL_SERVICES=(event-store accounts transfers account-view gateway archiver indexer)
 tag=dev
 build=1
 services=()

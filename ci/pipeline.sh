@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SERVICES=(event-store accounts transfers account-view gateway archiver)
+SERVICES=(event-store accounts transfers account-view gateway archiver indexer)
 [ $# -eq 1 ] || { sed -n '2,21p' "$0" >&2; exit 2; }
 service=$1
 [[ " ${SERVICES[*]} " == *" $service "* ]] || { echo "pipeline: unknown service $service; one of: ${SERVICES[*]}" >&2; exit 2; }

@@ -25,7 +25,7 @@ usage() { sed -n '2,24p' "$0" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 stage=$1 service=$2
 case $service in
-  event-store|accounts|transfers|account-view|gateway|archiver) ;;
+  event-store|accounts|transfers|account-view|gateway|archiver|indexer) ;;
   *) echo "stage: unknown service $service" >&2; usage ;;
 esac
 
@@ -47,7 +47,7 @@ export TAG=$VERSION
 port_of() {
   case $1 in
     event-store) echo 8100 ;; accounts) echo 8101 ;; transfers) echo 8102 ;;
-    account-view) echo 8103 ;; gateway) echo 8080 ;; archiver) echo 8104 ;;
+    account-view) echo 8103 ;; gateway) echo 8080 ;; archiver) echo 8104 ;; indexer) echo 8105 ;;
   esac
 }
 

@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SERVICES=(event-store accounts transfers account-view gateway archiver)
+SERVICES=(event-store accounts transfers account-view gateway archiver indexer)
 MANIFEST=manifests/local.yaml
 DEPLOYER=target/x86_64-unknown-linux-gnu/release/deployer
 started=$(date +%s)
