@@ -25,6 +25,10 @@ pub const IMAGE: &str = "deployer.image";
 /// The digest the container was created from: the registry manifest digest when the image came
 /// from a registry, else the local image id. Set by apply, not part of the spec (containers).
 pub const IMAGE_DIGEST: &str = "deployer.image-digest";
+/// The deployer's HTTP health check the container was created with, as JSON (durations in
+/// milliseconds), or `none`. A rollback health-checks an old container with its own check, read
+/// back from this label, not with the new spec's (containers).
+pub const HEALTH: &str = "deployer.health";
 /// The network or volume name as written in the manifest (networks and volumes).
 pub const RESOURCE_NAME: &str = "deployer.name";
 /// Marks the deploy-lock object of a project.

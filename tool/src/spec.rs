@@ -137,6 +137,7 @@ pub fn container_spec(manifest: &Manifest, service: &Service, replica: u32) -> C
         (labels::SPEC_HASH, spec.spec_hash.clone()),
         (labels::FIELD_HASHES, encode_field_hashes(&fields)),
         (labels::IMAGE, spec.image.to_string()),
+        (labels::HEALTH, encode_health(spec.health.as_ref())),
     ];
     for (k, v) in deployer_labels {
         spec.labels.insert(k.to_owned(), v);
@@ -193,6 +194,32 @@ pub fn encode_field_hashes(fields: &BTreeMap<&'static str, String>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Encodes a health check for `labels::HEALTH`: its JSON, or `none`.
+pub fn encode_health(health: Option<&HealthCheck>) -> String {
+    match health {
+        None => "none".to_owned(),
+        Some(h) => canonical(h),
+    }
+}
+
+/// The health check a container was created with, read back from its labels:
+/// `Some(None)` when it had none, `None` when the labels do not say (a container created
+/// before `labels::HEALTH` existed, or a label that does not parse).
+pub fn health_from_labels(labels: &BTreeMap<String, String>) -> Option<Option<HealthCheck>> {
+    match labels.get(labels::HEALTH).map(String::as_str) {
+        None => None,
+        Some("none") => Some(None),
+        Some(json) => serde_json::from_str(json).ok().map(Some),
+    }
+}
+
+/// The 12-hex-digit hash `field_hashes` gives the `health` field of a spec with `health`.
+pub fn health_field_hash(health: Option<&HealthCheck>) -> String {
+    let json = canonical(&health);
+    let digest = hex::encode(Sha256::digest(format!("health\0{json}").as_bytes()));
+    digest[..12].to_owned()
 }
 
 /// Decodes a `labels::FIELD_HASHES` value; malformed entries are skipped.

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::engine::{Engine, RunState};
+use crate::engine::{Engine, PublishedPort, RunState};
 use crate::labels;
 use crate::manifest::Manifest;
 use crate::observe::{self, ObserveError};
@@ -39,6 +39,9 @@ pub struct ContainerStatus {
     pub age_secs: i64,
     /// The engine's status line (`Up 3 minutes (healthy)`).
     pub status: String,
+    /// Ports published on the host: `{host_ip, host_port, container_port, protocol}`, one
+    /// entry per host address (the engine binds `0.0.0.0` and `::` separately).
+    pub ports: Vec<PublishedPort>,
 }
 
 /// Computes the status of every service of the manifest (and of orphans).
@@ -76,6 +79,7 @@ pub async fn status(
                     health: plan::health_text(observe::health_status(c.health)),
                     age_secs: (now - c.created).max(0),
                     status: c.status.clone(),
+                    ports: c.ports.clone(),
                 })
                 .collect();
             ServiceStatus {
@@ -115,15 +119,32 @@ pub fn render_human(services: &[ServiceStatus]) -> String {
                 .as_deref()
                 .map(|d| d.chars().take(19).collect::<String>())
                 .unwrap_or_else(|| "-".into());
+            let ports: Vec<String> = c
+                .ports
+                .iter()
+                .map(|p| {
+                    let ip = if p.host_ip.contains(':') {
+                        format!("[{}]", p.host_ip)
+                    } else {
+                        p.host_ip.clone()
+                    };
+                    format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.protocol)
+                })
+                .collect();
             out.push_str(&format!(
-                "    {}  {}  {}  health {}  up {}  image {} {}\n",
+                "    {}  {}  {}  health {}  up {}  image {} {}{}\n",
                 c.name,
                 c.id,
                 c.state,
                 c.health,
                 human_age(c.age_secs),
                 c.image.as_deref().unwrap_or("-"),
-                digest
+                digest,
+                if ports.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ports {}", ports.join(", "))
+                }
             ));
         }
     }

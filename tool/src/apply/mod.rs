@@ -888,7 +888,8 @@ impl Executor<'_> {
                 .map_err(|e| e.to_string())?;
         }
         for id in &rolled.retired {
-            health::wait_healthy(self.engine, &self.http, id, rolled.probe.as_ref(), &target)
+            let check = self.own_health_check(id, rolled.probe.as_ref()).await;
+            health::wait_healthy(self.engine, &self.http, id, check.as_ref(), &target)
                 .await
                 .map_err(|u| {
                     format!("restarted old container {id} is not healthy: {}", u.reason)
@@ -899,6 +900,36 @@ impl Executor<'_> {
         }
         self.progress.service(&rolled.service, "rolled back");
         Ok(())
+    }
+}
+
+impl Executor<'_> {
+    /// The health check an old container was created with, from its `deployer.health` label, so
+    /// an undo checks it by its own spec and not by the new one's. A container created before
+    /// that label existed gets `new_check` when its `health` field hash shows the check did not
+    /// change, else none (it must then only be running, and Docker-healthy if its image says).
+    async fn own_health_check(
+        &self,
+        id: &str,
+        new_check: Option<&crate::manifest::HealthCheck>,
+    ) -> Option<crate::manifest::HealthCheck> {
+        let Ok(details) = self.engine.inspect_container(id).await else {
+            return new_check.cloned();
+        };
+        if let Some(own) = crate::spec::health_from_labels(&details.labels) {
+            return own;
+        }
+        let same = details
+            .labels
+            .get(crate::labels::FIELD_HASHES)
+            .map(|l| crate::spec::decode_field_hashes(l))
+            .and_then(|f| f.get("health").cloned())
+            == Some(crate::spec::health_field_hash(new_check));
+        if same {
+            new_check.cloned()
+        } else {
+            None
+        }
     }
 }
 

@@ -94,6 +94,19 @@ pub struct ContainerInfo {
     pub created: i64,
     /// Human status line (`Up 3 minutes (healthy)`).
     pub status: String,
+    /// Ports published on the host, as the engine reports them in the list.
+    pub ports: Vec<PublishedPort>,
+}
+
+/// One published port of a container.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct PublishedPort {
+    /// Host address the port is bound to (`0.0.0.0`, `::`, `127.0.0.1`, ...).
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
 }
 
 /// Details of one container, from an inspect.
@@ -710,6 +723,25 @@ fn label_filters(labels: &[(&str, Option<&str>)]) -> HashMap<String, Vec<String>
 
 fn container_info(c: bollard::models::ContainerSummary) -> ContainerInfo {
     let status = c.status.unwrap_or_default();
+    let mut ports: Vec<PublishedPort> = c
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            Some(PublishedPort {
+                host_ip: p.ip.unwrap_or_default(),
+                host_port: p.public_port?,
+                container_port: p.private_port,
+                protocol: p
+                    .typ
+                    .map(|t| t.to_string())
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| "tcp".into()),
+            })
+        })
+        .collect();
+    ports.sort();
+    ports.dedup();
     let state = match c.state.map(|s| s.to_string()).as_deref() {
         Some("created") => RunState::Created,
         Some("running") => RunState::Running,
@@ -737,6 +769,7 @@ fn container_info(c: bollard::models::ContainerSummary) -> ContainerInfo {
         health: health_from_status(&status),
         created: c.created.unwrap_or(0),
         status,
+        ports,
     }
 }
 

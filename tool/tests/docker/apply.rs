@@ -612,3 +612,73 @@ async fn a_service_with_a_fixed_host_port_rolls_stop_first_and_a_taken_port_is_r
     assert!(body.contains("two"), "{body}");
     drop(taken);
 }
+
+/// Regression: an undo health-checked the restarted old containers with the new spec's health
+/// settings, so a change of health path that broke the new version also failed the rollback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_checks_old_containers_with_their_own_health_settings() {
+    let Some(engine) = support::docker().await else {
+        return;
+    };
+    let p = Project::new("ownhealth");
+    build_canary(&p.image("v1"), &p.name, &[], false);
+    let reg = support::registry_client();
+    // Stop-first, so the old container is stopped before the new one fails and must be
+    // started and health-checked again by the undo.
+    let yaml = |path: &str| {
+        format!(
+            "project: {}\nservices:\n  api:\n    image: {}\n    update: {{order: stop-first}}\n    health:\n      path: {path}\n      port: 8090\n      interval: 100ms\n      timeout: 1s\n      retries: 5\n    stop_grace_period: 2s\n",
+            p.name,
+            p.image("v1")
+        )
+    };
+    let progress = Progress::capture();
+    apply::apply(
+        &engine,
+        &reg,
+        &p.manifest(&yaml("/health")),
+        None,
+        &ApplyOptions::default(),
+        &progress,
+    )
+    .await
+    .expect("first apply");
+    let before = support::containers(&engine, &p.name).await;
+
+    // The canary answers 404 on /nope: the new container fails, the old one is healthy on
+    // its own /health.
+    let err = apply::apply(
+        &engine,
+        &reg,
+        &p.manifest(&yaml("/nope")),
+        None,
+        &ApplyOptions::default(),
+        &progress,
+    )
+    .await
+    .expect_err("the new health path fails");
+    let ApplyError::Failed(report) = err else {
+        panic!("expected a failed apply, got {err}")
+    };
+    let failure = report.failure.clone().unwrap_or_default();
+    assert!(failure.contains("/nope answered 404"), "{failure}");
+    assert_eq!(
+        report.record.outcome,
+        Outcome::RolledBack,
+        "the old container is healthy by its own check: {failure}\n{:?}",
+        progress.captured()
+    );
+    assert!(
+        progress
+            .captured()
+            .iter()
+            .any(|l| l.contains("rolled back")),
+        "{:?}",
+        progress.captured()
+    );
+    assert_eq!(support::containers(&engine, &p.name).await, before);
+    let (status, _) = support::get(&engine, &before[0].1, "/health")
+        .await
+        .expect("GET /health");
+    assert_eq!(status, 200);
+}

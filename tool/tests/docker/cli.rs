@@ -152,7 +152,7 @@ async fn plan_detailed_exitcode_and_json_then_apply_then_no_changes() {
         &format!(
             "project: {}\nservices:\n{}",
             p.name,
-            canary_service("api", &p.image("v1"), "")
+            canary_service("api", &p.image("v1"), "    ports: [\"8090\"]\n")
         ),
     );
     let f = file.to_str().expect("utf-8 path");
@@ -198,6 +198,22 @@ async fn plan_detailed_exitcode_and_json_then_apply_then_no_changes() {
     assert_eq!(s[0]["service"], "api");
     assert_eq!(s[0]["pending"], "unchanged");
     assert_eq!(s[0]["containers"][0]["state"], "running");
+    // The published ports, as `ci/up.sh` reads them instead of `docker port`.
+    let ports = s[0]["containers"][0]["ports"]
+        .as_array()
+        .expect("ports array");
+    assert!(!ports.is_empty(), "{s}");
+    for port in ports {
+        assert_eq!(port["container_port"], 8090, "{s}");
+        assert_eq!(port["protocol"], "tcp", "{s}");
+        assert!(port["host_port"].as_u64().is_some_and(|p| p > 0), "{s}");
+        assert!(port["host_ip"].is_string(), "{s}");
+    }
+    let host_port = ports[0]["host_port"].as_u64().expect("host port");
+    let body = reqwest::get(format!("http://127.0.0.1:{host_port}/health"))
+        .await
+        .expect("GET on the published port");
+    assert_eq!(body.status().as_u16(), 200);
 
     let lock = deployer(&["lock", "status", "-f", f])
         .output()
