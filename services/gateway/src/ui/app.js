@@ -247,6 +247,7 @@ $("search-form").addEventListener("submit", (ev) => {
 });
 
 // Scripted use for demos and the browser test: ?script=open:Title:15000:customer;transfer:0:1:8000
+// (also history:N and search:words:account|transfer).
 // Steps fill the same forms and go through the same functions a click does; accounts are named
 // by the order they were opened in. ?customer=ID shows that customer's accounts instead.
 async function runScript(script) {
@@ -268,6 +269,10 @@ async function runScript(script) {
     } else if (verb === "history") {
       selected = opened[Number(args[0])];
       render();
+    } else if (verb === "search") {
+      $("search-q").value = args[0];
+      $("search-type").value = args[1] || "account";
+      await search($("search-q").value, $("search-type").value);
     }
   }
 }

@@ -1,5 +1,6 @@
 //! The web UI in real headless Chromium: open two accounts, transfer between them, watch the
-//! transfer reach COMPLETED, and see balances and history on the page.
+//! transfer reach COMPLETED, and see balances and history on the page; and type words into the
+//! search box and see the matching account in the results.
 //!
 //! The page runs the steps named in its `?script=` query through the same code its buttons use;
 //! Chromium's `--dump-dom` prints the DOM once the page is idle, and the test reads that.
@@ -104,4 +105,80 @@ async fn the_web_ui_opens_accounts_transfers_and_shows_completed_balances_and_hi
     let mut balances = cells(&dom, "balance");
     balances.sort();
     assert_eq!(balances, vec!["38000", "7000"], "{dom}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_web_ui_search_box_finds_an_account_by_a_word_of_its_title() {
+    let fleet = Fleet::spawn().await;
+    let mut config = indexer::Config {
+        port: 0,
+        data_dir: fleet.dir.path().join("indexer"),
+        event_store_url: fleet.store.clone(),
+        ..indexer::Config::default()
+    };
+    config.feed.commit_interval = std::time::Duration::from_millis(200);
+    let indexer = indexer::Application::build(config)
+        .await
+        .expect("indexer starts");
+    let search_url = format!("http://127.0.0.1:{}", indexer.port());
+    let indexer_stop = tokio_util::sync::CancellationToken::new();
+    let _indexer_guard = indexer_stop.clone().drop_guard();
+    tokio::spawn(indexer.run_until(indexer_stop.cancelled_owned()));
+    let mut gw_config = gateway::Config::for_tests(&fleet.accounts, &fleet.transfers, &fleet.view);
+    gw_config.search_url = search_url;
+    let gw = gateway::Application::build(gw_config)
+        .await
+        .expect("gateway starts");
+    let gateway_url = format!("http://127.0.0.1:{}", gw.port());
+    let gw_stop = tokio_util::sync::CancellationToken::new();
+    let _gw_guard = gw_stop.clone().drop_guard();
+    tokio::spawn(gw.run_until(gw_stop.cancelled_owned()));
+
+    // A word unique to this test, so the result is this account and no other.
+    let word = format!("zebra{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    fleet
+        .open_account(&format!("Holiday {word} savings"), 100)
+        .await;
+    fleet.open_account("Rent", 100).await;
+    // The index commits in the background: wait (bounded) until the API finds the account, so
+    // the page's single search is not a race with the indexer.
+    let http = reqwest::Client::new();
+    let api = format!("{gateway_url}/api/search?q={word}&type=account&limit=20");
+    let mut found = false;
+    for _ in 0..300 {
+        let (status, body) = crate::fleet::call(&http, &api, "GET", None).await;
+        if status == 200 && body["total"] == 1 {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(found, "the indexer never found {word} through {api}");
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let url = format!("{gateway_url}/?script=search:{word}:account");
+    let dom = tokio::task::spawn_blocking({
+        let profile = profile.path().to_owned();
+        move || dump_dom(&url, &profile)
+    })
+    .await
+    .expect("chromium task");
+    assert!(
+        dom.contains("script done"),
+        "the scripted search did not finish:\n{dom}"
+    );
+    assert!(
+        dom.contains("1 found"),
+        "the search box shows one result:\n{dom}"
+    );
+    let results = &dom[dom
+        .find("id=\"search-results\"")
+        .expect("the results table")..];
+    let results = &results[..results.find("</tbody>").expect("the results end")];
+    assert!(
+        results.contains(&format!("Holiday {word} savings")),
+        "the result row shows the account's title:\n{dom}"
+    );
+    assert!(!results.contains("Rent"), "{dom}");
+    assert!(results.contains("OPEN"), "{dom}");
 }
