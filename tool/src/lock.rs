@@ -15,6 +15,7 @@ const HOST: &str = "deployer.lock.host";
 const SINCE: &str = "deployer.lock.since";
 const COMMAND: &str = "deployer.lock.command";
 const PID: &str = "deployer.lock.pid";
+const PROCESS: &str = "deployer.lock.process";
 
 /// Who holds (or wants) the lock.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -29,6 +30,10 @@ pub struct LockInfo {
     /// The command line that took it.
     pub command: String,
     pub pid: u32,
+    /// `<boot id>/<pid namespace>/<process start time>` of the holder, so a deployer on the
+    /// same machine can tell for sure that the holder no longer runs; `None` when unknown.
+    #[serde(default)]
+    pub process: Option<String>,
 }
 
 /// Taking or reading the lock failed.
@@ -45,6 +50,8 @@ pub enum LockError {
 pub struct Lock {
     id: String,
     pub info: LockInfo,
+    /// The holder of a stale lock this one replaced: it ran on this machine and is gone.
+    pub took_over: Option<LockInfo>,
 }
 
 /// The engine name of a project's lock container.
@@ -63,7 +70,24 @@ impl LockInfo {
             since: now_rfc3339(),
             command: command.to_string(),
             pid: std::process::id(),
+            process: process_identity(std::process::id()),
         }
+    }
+
+    /// True when the holder provably no longer runs: it ran on this machine's kernel, in this
+    /// pid namespace, and its pid is gone or belongs to a process started at another time.
+    pub fn holder_is_gone(&self) -> bool {
+        let Some(recorded) = &self.process else {
+            return false;
+        };
+        let (Some(mine), Some((machine, _))) = (
+            process_identity(std::process::id()),
+            recorded.rsplit_once('/'),
+        ) else {
+            return false;
+        };
+        mine.starts_with(&format!("{machine}/"))
+            && process_identity(self.pid).as_deref() != Some(recorded.as_str())
     }
 
     fn to_labels(&self) -> BTreeMap<String, String> {
@@ -80,6 +104,9 @@ impl LockInfo {
             (COMMAND.to_string(), self.command.clone()),
             (PID.to_string(), self.pid.to_string()),
         ])
+        .into_iter()
+        .chain(self.process.clone().map(|p| (PROCESS.to_string(), p)))
+        .collect()
     }
 
     fn from_labels(project: &str, l: &BTreeMap<String, String>) -> LockInfo {
@@ -91,6 +118,7 @@ impl LockInfo {
             since: get(SINCE),
             command: get(COMMAND),
             pid: l.get(PID).and_then(|p| p.parse().ok()).unwrap_or(0),
+            process: l.get(PROCESS).cloned(),
         }
     }
 }
@@ -102,9 +130,29 @@ pub async fn acquire(engine: &Engine, info: LockInfo) -> Result<Lock, LockError>
         .create_marker(MARKER_IMAGE, &name, &info.to_labels())
         .await
     {
-        Ok(id) => Ok(Lock { id, info }),
-        Err(e) if e.is_conflict() => match status(engine, &info.project).await? {
-            Some(holder) => Err(LockError::Held(Box::new(holder))),
+        Ok(id) => Ok(Lock {
+            id,
+            info,
+            took_over: None,
+        }),
+        Err(e) if e.is_conflict() => match holder(engine, &info.project).await? {
+            Some((id, holder)) if holder.holder_is_gone() => {
+                // The holder died (a crash, a kill -9) on this machine: take its lock over.
+                engine.remove_container(&id).await?;
+                let id = engine
+                    .create_marker(MARKER_IMAGE, &name, &info.to_labels())
+                    .await
+                    .map_err(|e| match e {
+                        e if e.is_conflict() => LockError::Held(Box::new(holder.clone())),
+                        e => LockError::Engine(e),
+                    })?;
+                Ok(Lock {
+                    id,
+                    info,
+                    took_over: Some(holder),
+                })
+            }
+            Some((_, holder)) => Err(LockError::Held(Box::new(holder))),
             // Released between our attempt and the look-up: try once more.
             None => {
                 let id = engine
@@ -117,11 +165,16 @@ pub async fn acquire(engine: &Engine, info: LockInfo) -> Result<Lock, LockError>
                             since: "just now".into(),
                             command: "?".into(),
                             pid: 0,
+                            process: None,
                             project: info.project.clone(),
                         })),
                         e => LockError::Engine(e),
                     })?;
-                Ok(Lock { id, info })
+                Ok(Lock {
+                    id,
+                    info,
+                    took_over: None,
+                })
             }
         },
         Err(e) => Err(e.into()),
@@ -137,13 +190,29 @@ impl Lock {
 
 /// The current holder of the project's lock, if any.
 pub async fn status(engine: &Engine, project: &str) -> Result<Option<LockInfo>, EngineError> {
+    Ok(holder(engine, project).await?.map(|(_, info)| info))
+}
+
+/// The lock container's id and holder, if any.
+async fn holder(engine: &Engine, project: &str) -> Result<Option<(String, LockInfo)>, EngineError> {
     let list = engine
         .list_containers(&[(labels::PROJECT, Some(project)), (labels::LOCK, None)])
         .await?;
     Ok(list
         .into_iter()
         .next()
-        .map(|c| LockInfo::from_labels(project, &c.labels)))
+        .map(|c| (c.id.clone(), LockInfo::from_labels(project, &c.labels))))
+}
+
+/// `<boot id>/<pid namespace>/<start time>` of process `pid` on this machine, from `/proc`;
+/// `None` when the process does not exist (or `/proc` cannot tell).
+fn process_identity(pid: u32) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (start time) counts from after the `)` closing the command name.
+    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?;
+    Some(format!("{}/{}/{start}", boot.trim(), ns.display()))
 }
 
 /// Frees the project's lock whoever holds it; returns who held it.

@@ -117,7 +117,10 @@ pub async fn apply(
         let observed = observe::observe(engine, registry, manifest).await?;
         let plan = plan::compute(manifest, &observed);
         if !plan.has_changes() {
-            if let Some(holder) = lock::status(engine, project).await? {
+            if let Some(holder) = lock::status(engine, project)
+                .await?
+                .filter(|h| !h.holder_is_gone())
+            {
                 return Err(ApplyError::Lock(LockError::Held(Box::new(holder))));
             }
             let record = Record {
@@ -146,6 +149,7 @@ pub async fn apply(
         LockInfo::for_this_process(project, &options.command),
     )
     .await?;
+    report_takeover(&lock, progress);
     let result = apply_locked(engine, registry, manifest, saved, options, progress).await;
     let released = lock.release(engine).await;
     let report = result?;
@@ -235,6 +239,7 @@ pub async fn rollback(
         LockInfo::for_this_process(project, &options.command),
     )
     .await?;
+    report_takeover(&lock, progress);
     let result = rollback_locked(engine, registry, manifest, services, options, progress).await;
     let released = lock.release(engine).await;
     let report = result?;
@@ -353,6 +358,15 @@ async fn rollback_locked(
         record,
         failure,
     })
+}
+
+fn report_takeover(lock: &lock::Lock, progress: &Progress) {
+    if let Some(old) = &lock.took_over {
+        progress.line(format!(
+            "took over the stale deploy lock of {}@{} since {} (`{}`, pid {}): that process no longer runs",
+            old.holder, old.host, old.since, old.command, old.pid
+        ));
+    }
 }
 
 fn restore_secrets_by_name(

@@ -682,3 +682,64 @@ async fn a_rollback_checks_old_containers_with_their_own_health_settings() {
         .expect("GET /health");
     assert_eq!(status, 200);
 }
+
+/// Regression: an apply killed before it released the deploy lock (kill -9, a crash) left the
+/// lock behind, and every later apply was refused until someone ran `deployer lock release`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_left_by_a_process_that_no_longer_runs_is_taken_over() {
+    let Some(engine) = support::docker().await else {
+        return;
+    };
+    let p = Project::new("deadlock");
+    build_canary(&p.image("v1"), &p.name, &[], false);
+    let reg = support::registry_client();
+    // A process that has exited: its pid no longer names it.
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let dead_pid = child.id();
+    child.wait().expect("wait");
+    let mut info = deployer::lock::LockInfo::for_this_process(&p.name, "deployer apply (killed)");
+    info.pid = dead_pid;
+    assert!(info.holder_is_gone(), "{info:?}");
+    let left = deployer::lock::acquire(&engine, info).await.expect("lock");
+    drop(left); // never released, like a killed apply's
+
+    let progress = Progress::capture();
+    let m = p.manifest(&two_services(&p, "one", &p.image("v1")));
+    let report = apply::apply(&engine, &reg, &m, None, &ApplyOptions::default(), &progress)
+        .await
+        .expect("the apply takes the dead holder's lock over");
+    assert_eq!(report.record.outcome, Outcome::Succeeded);
+    assert!(
+        progress.captured().iter().any(|l| l.contains(&format!(
+            "took over the stale deploy lock of {}",
+            deployer::lock::whoami()
+        )) && l
+            .contains(&format!("pid {dead_pid}): that process no longer runs"))),
+        "{:?}",
+        progress.captured()
+    );
+    assert!(deployer::lock::status(&engine, &p.name)
+        .await
+        .expect("status")
+        .is_none());
+
+    // A holder that still runs (this test process) is never taken over.
+    let live = deployer::lock::LockInfo::for_this_process(&p.name, "deployer apply (live)");
+    assert!(!live.holder_is_gone());
+    let held = deployer::lock::acquire(&engine, live).await.expect("lock");
+    let m2 = p.manifest(&two_services(&p, "two", &p.image("v1")));
+    let err = apply::apply(
+        &engine,
+        &reg,
+        &m2,
+        None,
+        &ApplyOptions::default(),
+        &progress,
+    )
+    .await
+    .expect_err("a live holder keeps the lock");
+    assert!(matches!(err, ApplyError::Lock(LockError::Held(_))), "{err}");
+    held.release(&engine).await.expect("release");
+}
