@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -212,11 +214,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 command: command_line,
                 ci_build: history::ci_build(&|k| std::env::var(k).ok()),
                 color,
+                interrupt: catch_signals(),
                 ..ApplyOptions::default()
             };
             let result =
                 apply::apply(&engine, &registry, &manifest, saved, &options, &progress).await;
-            finish_apply(result, cli.output)
+            finish_apply(result, cli.output, &options.interrupt)
         }
         Command::Rollback { services } => {
             let manifest = load_manifest(&cli.files)?;
@@ -225,11 +228,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 command: command_line,
                 ci_build: history::ci_build(&|k| std::env::var(k).ok()),
                 color,
+                interrupt: catch_signals(),
                 ..ApplyOptions::default()
             };
             let result =
                 apply::rollback(&engine, &registry, &manifest, services, &options, &progress).await;
-            finish_apply(result, cli.output)
+            finish_apply(result, cli.output, &options.interrupt)
         }
         Command::Lock { action } => {
             let project = project_name(&cli)?;
@@ -356,10 +360,51 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Catches SIGINT and SIGTERM for an apply or rollback: the first one is recorded for the
+/// apply to stop starting steps and undo what it changed, then release the lock; a second one
+/// exits at once (the lock of a process that no longer runs is taken over by the next apply).
+fn catch_signals() -> Arc<AtomicI32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let flag = Arc::new(AtomicI32::new(0));
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return flag;
+    };
+    let seen = flag.clone();
+    tokio::spawn(async move {
+        loop {
+            let number = tokio::select! {
+                _ = int.recv() => 2,
+                _ = term.recv() => 15,
+            };
+            let name = if number == 2 { "SIGINT" } else { "SIGTERM" };
+            if seen.swap(number, Ordering::SeqCst) != 0 {
+                eprintln!("deployer: second {name}: exiting now; the fleet may be half-rolled, run `deployer plan` to see");
+                std::process::exit(128 + number);
+            }
+            eprintln!("deployer: {name} received: starting no new step, undoing what this run changed and releasing the lock (send it again to exit at once)");
+        }
+    });
+    flag
+}
+
 fn finish_apply(
     result: Result<apply::ApplyReport, ApplyError>,
     output: Output,
+    interrupt: &AtomicI32,
 ) -> anyhow::Result<ExitCode> {
+    let signal = interrupt.load(Ordering::SeqCst);
+    if signal != 0 {
+        // Whatever the apply managed before it stopped is printed below; the exit code is the
+        // signal's (130 for SIGINT, 143 for SIGTERM).
+        let code = finish_apply(result, output, &AtomicI32::new(0));
+        if let Err(e) = &code {
+            eprintln!("deployer: error: {e:#}");
+        }
+        return Ok(ExitCode::from(128 + signal as u8));
+    }
     match result {
         Ok(report) => {
             if output == Output::Json {
@@ -374,6 +419,9 @@ fn finish_apply(
             }
             if let Some(why) = &report.failure {
                 eprintln!("{why}");
+            }
+            for s in &report.record.services {
+                eprintln!("  {}: {}", s.service, s.result);
             }
             eprintln!("deployer: error: {}", first_line(&report.to_string()));
             Ok(ExitCode::FAILURE)

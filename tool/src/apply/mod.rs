@@ -35,6 +35,9 @@ pub struct ApplyOptions {
     pub log_lines: usize,
     /// Colour the plan printed before the roll.
     pub color: bool,
+    /// Set (to the signal number) by the binary on SIGINT or SIGTERM: no new roll step starts,
+    /// and the apply is undone like a failed one.
+    pub interrupt: std::sync::Arc<std::sync::atomic::AtomicI32>,
 }
 
 impl Default for ApplyOptions {
@@ -44,6 +47,7 @@ impl Default for ApplyOptions {
             ci_build: None,
             log_lines: 20,
             color: false,
+            interrupt: Default::default(),
         }
     }
 }
@@ -191,6 +195,7 @@ async fn apply_locked(
         progress,
         http: health::http_client(),
         log_lines: options.log_lines,
+        interrupt: options.interrupt.clone(),
     };
     let (services, outcome, failure) = if plan.has_changes() {
         progress.line(plan::render_human(&plan, options.color).trim_end());
@@ -337,6 +342,7 @@ async fn rollback_locked(
         progress,
         http: health::http_client(),
         log_lines: options.log_lines,
+        interrupt: options.interrupt.clone(),
     };
     let (services, outcome, failure) = exec.execute(&plan).await;
     let record = Record {
@@ -406,6 +412,7 @@ struct Executor<'a> {
     progress: &'a Progress,
     http: reqwest::Client,
     log_lines: usize,
+    interrupt: std::sync::Arc<std::sync::atomic::AtomicI32>,
 }
 
 impl Executor<'_> {
@@ -435,6 +442,10 @@ impl Executor<'_> {
         let mut done: Vec<Rolled> = Vec::new();
         let mut failures: Vec<String> = Vec::new();
         for level in &plan.deploy_order {
+            if let Some(why) = self.interrupted() {
+                failures.push(format!("{why} before rolling {}", level.join(", ")));
+                break;
+            }
             let work: Vec<&ServicePlan> = level
                 .iter()
                 .filter_map(|name| plan.services.iter().find(|s| &s.service == name))
@@ -736,6 +747,11 @@ impl Executor<'_> {
             .map(|(i, s)| (*s, to_retire.get(i).cloned().unwrap_or_default()))
             .collect();
         for group in pairs.chunks(parallelism) {
+            if let Some(why) = self.interrupted() {
+                self.progress
+                    .service(&sp.service, format!("stopped: {why}"));
+                return (rolled, Some(format!("{why}; not every replica was rolled")));
+            }
             let results = join_all(group.iter().map(|(spec, olds)| {
                 self.roll_replica(spec, olds, &reference, &digest, stop_first, &probe_target)
             }))
@@ -830,8 +846,20 @@ impl Executor<'_> {
             out.error = Some(explain_start_error(&e, spec));
             return out;
         }
-        match health::wait_healthy(self.engine, &self.http, &id, spec.health.as_ref(), target).await
-        {
+        let wait = health::wait_healthy(self.engine, &self.http, &id, spec.health.as_ref(), target);
+        let interrupted = async {
+            loop {
+                if let Some(why) = self.interrupted() {
+                    return why;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        let healthy = tokio::select! {
+            r = wait => r,
+            why = interrupted => Err(Unhealthy { reason: why }),
+        };
+        match healthy {
             Ok(took) => {
                 self.progress.service(
                     &spec.service,
@@ -918,6 +946,16 @@ impl Executor<'_> {
 }
 
 impl Executor<'_> {
+    /// `interrupted by SIGINT` (or SIGTERM) once the binary caught one.
+    fn interrupted(&self) -> Option<String> {
+        match self.interrupt.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => None,
+            2 => Some("interrupted by SIGINT".into()),
+            15 => Some("interrupted by SIGTERM".into()),
+            n => Some(format!("interrupted by signal {n}")),
+        }
+    }
+
     /// The health check an old container was created with, from its `deployer.health` label, so
     /// an undo checks it by its own spec and not by the new one's. A container created before
     /// that label existed gets `new_check` when its `health` field hash shows the check did not

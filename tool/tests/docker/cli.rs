@@ -226,3 +226,92 @@ async fn plan_detailed_exitcode_and_json_then_apply_then_no_changes() {
     assert!(String::from_utf8_lossy(&history.stdout).contains("apply  succeeded"));
     drop(engine);
 }
+
+/// Regression: SIGINT during `deployer apply` killed it mid-roll and left the deploy lock
+/// behind, so the next apply was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_during_apply_undoes_the_roll_releases_the_lock_and_exits_130() {
+    let Some(engine) = support::docker().await else {
+        return;
+    };
+    let p = Project::new("sigint");
+    build_canary(&p.image("v1"), &p.name, &[], false);
+    build_canary(
+        &p.image("slow"),
+        &p.name,
+        &[("CANARY_HEALTH", "fail")],
+        false,
+    );
+    let write = |image: &str| {
+        p.write(
+            "deploy.yaml",
+            &format!(
+                "project: {}\nservices:\n  api:\n    image: {image}\n    health:\n      port: 8090\n      interval: 100ms\n      timeout: 1s\n      retries: 200\n    stop_grace_period: 2s\n",
+                p.name
+            ),
+        )
+    };
+    let file = write(&p.image("v1"));
+    let f = file.to_str().expect("utf-8 path").to_string();
+    let first = deployer(&["apply", "-f", &f]).output().expect("run");
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let before = support::containers(&engine, &p.name).await;
+
+    // The new version never becomes healthy (its deadline is minutes away): interrupt it.
+    write(&p.image("slow"));
+    let child = deployer(&["apply", "-f", &f])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn deployer apply");
+    // Wait until the new container exists (the roll is under way).
+    for _ in 0..600 {
+        if support::containers(&engine, &p.name).await.len() > before.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        support::containers(&engine, &p.name).await.len() > before.len(),
+        "the roll started"
+    );
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert!(
+        stderr.contains("  api: failed: "),
+        "what was done is printed: {stderr}"
+    );
+    assert!(
+        deployer::lock::status(&engine, &p.name)
+            .await
+            .expect("status")
+            .is_none(),
+        "no lock left: {stderr}"
+    );
+    assert_eq!(
+        support::containers(&engine, &p.name).await,
+        before,
+        "the roll was undone"
+    );
+
+    // The next apply is not refused.
+    write(&p.image("v1"));
+    let next = deployer(&["apply", "-f", &f]).output().expect("run");
+    assert_eq!(
+        next.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+}
