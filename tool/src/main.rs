@@ -57,7 +57,7 @@ enum Command {
     Plan(PlanArgs),
     /// Bring the engine to the manifest's state, with health-gated rolls and fleet rollback.
     #[command(
-        after_help = "Examples:\n  deployer apply -f manifests/local.yaml\n  deployer apply --plan saved.plan     # refused if the engine changed since the plan was made"
+        after_help = "Examples:\n  deployer apply -f manifests/local.yaml\n  deployer apply --plan saved.plan     # refused if the engine changed since the plan was made\n\nCtrl-C (SIGINT) or SIGTERM: no new step starts, the run is undone, the lock released; exit 130 / 143.\nA second signal exits at once."
     )]
     Apply(ApplyArgs),
     /// Show or free the deploy lock.
@@ -86,7 +86,9 @@ enum Command {
     )]
     SmokeTest(SmokeArgs),
     /// Show each service's desired and running image, containers, health and uptime.
-    #[command(after_help = "Example:\n  deployer status --output json")]
+    #[command(
+        after_help = "Example:\n  deployer status --output json\n\nThe JSON gives each container's published ports as\n  \"ports\": [{\"host_ip\": \"0.0.0.0\", \"host_port\": 32768, \"container_port\": 8080, \"protocol\": \"tcp\"}]\ne.g. jq '.[] | select(.service==\"gateway\") | .containers[0].ports[0].host_port'"
+    )]
     Status,
     /// Remove the project's containers and networks (and volumes with --volumes).
     #[command(
