@@ -8,12 +8,13 @@ use std::sync::OnceLock;
 use crate::{docker, workspace_root, Error};
 
 /// Every service of the fleet, in `manifests/ci.yaml`.
-pub const SERVICES: [&str; 6] = [
+pub const SERVICES: [&str; 7] = [
     "event-store",
     "accounts",
     "transfers",
     "account-view",
     "archiver",
+    "indexer",
     "gateway",
 ];
 

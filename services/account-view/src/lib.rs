@@ -174,9 +174,6 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        // reqwest may be built with rustls but no crypto provider (features unify across the
-        // workspace); install ring as the process default so building a client cannot panic.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.display().to_string(),
             source,

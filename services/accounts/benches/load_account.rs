@@ -14,7 +14,6 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir()?;
     let store = event_store::Application::build(event_store::Config::ephemeral(dir.path())).await?;
     let url = format!("http://127.0.0.1:{}", store.port());

@@ -100,9 +100,6 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        // reqwest may be built with rustls but no crypto provider (features unify across the
-        // workspace); install ring as the process default so building a client cannot panic.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = EventStoreClient::new(&config.event_store_url)?;
         let state = AppState {
             accounts: Repository::new(client).with_snapshots(config.snapshot_every),

@@ -111,7 +111,7 @@ impl StoreClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let http = reqwest::Client::builder()
+        let http = es_core::net::client_builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(90))
             .build()

@@ -229,9 +229,8 @@ impl EventStoreClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder()
             .connect_timeout(Duration::from_secs(3))
-            .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|error| invalid(error.to_string()))?;
         Ok(Self {

@@ -66,7 +66,6 @@ impl Client {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let (base, _fleet) = match std::env::var("GATEWAY_URL") {
         Ok(url) => {
             println!("fleet bench: against {url}");

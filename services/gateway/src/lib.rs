@@ -2,8 +2,9 @@
 //!
 //! GET requests go to the account view; POST and DELETE go to the command services. Every
 //! request carries a correlation id (`X-Correlation-Id`, made up when missing) to the upstream
-//! and back. Each upstream call has a timeout; only idempotent requests (GET, DELETE) are
-//! retried, a bounded number of times.
+//! and back. Each upstream call has a timeout. Idempotent requests (GET, DELETE) are retried a
+//! bounded number of times after a failure; a POST only when it never reached the upstream (no
+//! connection could be made, as when a container is being replaced).
 
 mod proxy;
 mod ui;
@@ -35,7 +36,8 @@ pub struct Config {
     pub search_url: String,
     /// The timeout of one upstream attempt.
     pub upstream_timeout: Duration,
-    /// How many times an idempotent request is retried after a connection failure or timeout.
+    /// How many times a request is retried: an idempotent one after a connection failure or
+    /// timeout, any request when no connection could be made.
     pub retries: u32,
 }
 
@@ -109,12 +111,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        // reqwest may be built with rustls but no crypto provider (features unify across the
-        // workspace); install ring as the process default so building a client cannot panic.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let client = es_core::net::client_builder()
             .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
             .build()?;
         let upstream = |name: &'static str, url: &str| {
             Arc::new(Upstream::new(

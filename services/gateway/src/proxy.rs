@@ -1,5 +1,5 @@
 //! Forwarding to the upstream services: correlation id, per-attempt timeout, and bounded retries
-//! for idempotent methods only.
+//! for idempotent methods, and for any method when no connection could be made.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -80,7 +80,8 @@ impl Upstream {
     }
 
     /// Sends the request and relays the answer. GET and DELETE are retried after a connection
-    /// failure or timeout; POST never is, since repeating it could repeat its effect.
+    /// failure or timeout; POST only when the connection could not be made, since repeating a
+    /// POST the upstream may have received could repeat its effect.
     pub async fn forward(
         &self,
         method: Method,
@@ -133,7 +134,7 @@ impl Upstream {
     ) -> Result<Response, reqwest::Error> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let idempotent = matches!(method, Method::GET | Method::DELETE | Method::HEAD);
-        let attempts = if idempotent { self.retries + 1 } else { 1 };
+        let attempts = self.retries + 1;
         let url = format!("{}{}", self.base, path_and_query);
         let mut attempt = 0;
         loop {
@@ -156,7 +157,11 @@ impl Upstream {
                 Err(error) => {
                     tracing::warn!(upstream = self.name, %url, attempt, error = %error_chain(&error), "upstream request failed");
                     attempt += 1;
-                    if attempt >= attempts {
+                    // A request that never reached the upstream (no connection) is safe to send
+                    // again whatever its method; one that may have reached it is retried only
+                    // when repeating it cannot repeat its effect.
+                    let retryable = idempotent || error.is_connect();
+                    if !retryable || attempt >= attempts {
                         self.failures.fetch_add(1, Ordering::Relaxed);
                         return Err(error);
                     }

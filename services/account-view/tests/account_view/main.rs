@@ -17,8 +17,6 @@ struct Store {
 }
 
 async fn store() -> Store {
-    // Workspace-wide feature unification may build reqwest with rustls but no provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("temp dir");
     let app = event_store::Application::build(event_store::Config::ephemeral(dir.path()))
         .await

@@ -35,7 +35,6 @@ impl Drop for Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_reports_healthy_and_stops_on_sigterm() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("temp dir");
     let store = event_store::Application::build(event_store::Config::ephemeral(dir.path()))
         .await
@@ -92,7 +91,6 @@ fn a_bad_port_is_reported_not_panicked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rebuild_subcommand_replays_the_log_and_exits() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("temp dir");
     let store = event_store::Application::build(event_store::Config::ephemeral(dir.path()))
         .await

@@ -35,7 +35,6 @@ impl Drop for Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_reports_healthy_and_stops_on_sigterm() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("temp dir");
     let store = event_store::Application::build(event_store::Config::ephemeral(dir.path()))
         .await

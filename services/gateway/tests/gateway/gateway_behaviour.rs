@@ -1,5 +1,5 @@
-//! The gateway's own duties: correlation ids, upstream health, retries only for idempotent
-//! requests, and read-your-writes passed through.
+//! The gateway's own duties: correlation ids, upstream health, retries only where they cannot
+//! repeat an effect, and read-your-writes passed through.
 
 use serde_json::Value;
 
@@ -54,20 +54,45 @@ async fn health_reports_each_upstream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn post_is_never_retried() {
+async fn a_post_is_retried_only_when_it_never_reached_the_upstream() {
     let fleet = Fleet::spawn().await;
-    let dead = dead_url().await;
-    let gw = gateway::Application::build(gateway::Config::for_tests(&dead, &dead, &fleet.view))
-        .await
-        .expect("gateway starts");
+    // accounts: nothing listens, so no connection is ever made; transfers: the connection is
+    // accepted and the request read, then dropped unanswered.
+    let refused = dead_url().await;
+    let swallowing = swallowing_url().await;
+    let gw = gateway::Application::build(gateway::Config::for_tests(
+        &refused,
+        &swallowing,
+        &fleet.view,
+    ))
+    .await
+    .expect("gateway starts");
     let url = format!("http://127.0.0.1:{}", gw.port());
     let stop = tokio_util::sync::CancellationToken::new();
     let _guard = stop.clone().drop_guard();
     tokio::spawn(gw.run_until(stop.cancelled_owned()));
     let http = reqwest::Client::new();
+
     let body = serde_json::json!({"title": "x", "initial_balance": 1});
-    let (status, _) = call(&http, &format!("{url}/api/accounts"), "POST", Some(body)).await;
-    assert_eq!(status, 502);
+    let (status, body) = call(&http, &format!("{url}/api/accounts"), "POST", Some(body)).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["upstream"], "accounts");
+
+    let transfer = serde_json::json!({
+        "from_account_id": uuid::Uuid::new_v4(),
+        "to_account_id": uuid::Uuid::new_v4(),
+        "amount": 1,
+    });
+    let (status, body) = call(
+        &http,
+        &format!("{url}/api/transfers"),
+        "POST",
+        Some(transfer),
+    )
+    .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["upstream"], "transfers");
+
     let metrics = http
         .get(format!("{url}/metrics"))
         .send()
@@ -77,8 +102,12 @@ async fn post_is_never_retried() {
         .await
         .expect("text");
     assert!(
-        metrics.contains("gateway_upstream_retries_total{upstream=\"accounts\"} 0"),
-        "{metrics}"
+        metrics.contains("gateway_upstream_retries_total{upstream=\"accounts\"} 2"),
+        "a POST that could not connect is retried: {metrics}"
+    );
+    assert!(
+        metrics.contains("gateway_upstream_retries_total{upstream=\"transfers\"} 0"),
+        "a POST the upstream received is not retried: {metrics}"
     );
 }
 
@@ -155,5 +184,23 @@ async fn dead_url() -> String {
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// An upstream that accepts each connection, reads the request and closes without answering.
+async fn swallowing_url() -> String {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+            });
+        }
+    });
     format!("http://127.0.0.1:{port}")
 }
