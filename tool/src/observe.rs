@@ -19,7 +19,7 @@ use crate::registry::{RegistryClient, RegistryError};
 pub enum ObserveError {
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("resolving image {image}: {source}")]
+    #[error("resolving image {image}")]
     Registry {
         image: String,
         #[source]

@@ -9,11 +9,7 @@
 mod crash;
 mod failed_deploy;
 mod image_labels;
-// FIXME: the zero-downtime roll test (`roll.rs`) is not compiled into the suite: rolling a
-// service under load fails client requests intermittently (account-view reads stalled ~15 s;
-// in another run, POSTs to transfers got 502 `upstream_unavailable` for 10 tries during its
-// start-first roll). Suspected cause: the gateway keeps using a replaced container's address
-// (resolver cache / pooled connections). Add `mod roll;` back once that is fixed.
+mod roll;
 mod scenario;
 
 use std::time::Duration;
