@@ -44,6 +44,14 @@ fn dump_dom(url: &str, profile: &std::path::Path) -> String {
 }
 
 /// The text of each `<td class="...{class}...">` in the DOM, in order.
+/// [`dump_dom`] on a blocking thread, so the fleet keeps serving while Chromium runs.
+async fn browse(url: String, profile: &std::path::Path) -> String {
+    let profile = profile.to_owned();
+    tokio::task::spawn_blocking(move || dump_dom(&url, &profile))
+        .await
+        .expect("chromium task")
+}
+
 fn cells(dom: &str, class: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = dom;
@@ -76,12 +84,7 @@ async fn the_web_ui_opens_accounts_transfers_and_shows_completed_balances_and_hi
         "{}/?script=open:Alice:15000:{customer};open:Bob:30000:{customer};transfer:0:1:8000;history:0",
         fleet.gateway
     );
-    let dom = tokio::task::spawn_blocking({
-        let profile = profile.path().to_owned();
-        move || dump_dom(&url, &profile)
-    })
-    .await
-    .expect("chromium task");
+    let dom = browse(url, profile.path()).await;
 
     assert!(
         dom.contains("script done"),
@@ -95,12 +98,7 @@ async fn the_web_ui_opens_accounts_transfers_and_shows_completed_balances_and_hi
 
     // Opened fresh for the customer, the page lists their accounts with the new balances.
     let url = format!("{}/?customer={customer}", fleet.gateway);
-    let dom = tokio::task::spawn_blocking({
-        let profile = profile.path().to_owned();
-        move || dump_dom(&url, &profile)
-    })
-    .await
-    .expect("chromium task");
+    let dom = browse(url, profile.path()).await;
     assert!(dom.contains("customer loaded"), "{dom}");
     let mut balances = cells(&dom, "balance");
     balances.sort();
@@ -110,29 +108,9 @@ async fn the_web_ui_opens_accounts_transfers_and_shows_completed_balances_and_hi
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_web_ui_search_box_finds_an_account_by_a_word_of_its_title() {
     let fleet = Fleet::spawn().await;
-    let mut config = indexer::Config {
-        port: 0,
-        data_dir: fleet.dir.path().join("indexer"),
-        event_store_url: fleet.store.clone(),
-        ..indexer::Config::default()
-    };
-    config.feed.commit_interval = std::time::Duration::from_millis(200);
-    let indexer = indexer::Application::build(config)
-        .await
-        .expect("indexer starts");
-    let search_url = format!("http://127.0.0.1:{}", indexer.port());
-    let indexer_stop = tokio_util::sync::CancellationToken::new();
-    let _indexer_guard = indexer_stop.clone().drop_guard();
-    tokio::spawn(indexer.run_until(indexer_stop.cancelled_owned()));
-    let mut gw_config = gateway::Config::for_tests(&fleet.accounts, &fleet.transfers, &fleet.view);
-    gw_config.search_url = search_url;
-    let gw = gateway::Application::build(gw_config)
-        .await
-        .expect("gateway starts");
-    let gateway_url = format!("http://127.0.0.1:{}", gw.port());
-    let gw_stop = tokio_util::sync::CancellationToken::new();
-    let _gw_guard = gw_stop.clone().drop_guard();
-    tokio::spawn(gw.run_until(gw_stop.cancelled_owned()));
+    let indexer = fleet.spawn_indexer().await;
+    let gw = fleet.spawn_gateway_with_search(&indexer.url).await;
+    let gateway_url = gw.url.clone();
 
     // A word unique to this test, so the result is this account and no other.
     let word = format!("zebra{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -157,12 +135,7 @@ async fn the_web_ui_search_box_finds_an_account_by_a_word_of_its_title() {
 
     let profile = tempfile::tempdir().expect("profile dir");
     let url = format!("{gateway_url}/?script=search:{word}:account");
-    let dom = tokio::task::spawn_blocking({
-        let profile = profile.path().to_owned();
-        move || dump_dom(&url, &profile)
-    })
-    .await
-    .expect("chromium task");
+    let dom = browse(url, profile.path()).await;
     assert!(
         dom.contains("script done"),
         "the scripted search did not finish:\n{dom}"

@@ -290,3 +290,48 @@ impl Fleet {
             .join(account_view::DB_FILE)
     }
 }
+
+/// A service a test started beside the fleet, at `url`; it stops when dropped.
+pub struct Extra {
+    pub url: String,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl Fleet {
+    /// A real indexer on the fleet's event store, committing every 200 ms.
+    pub async fn spawn_indexer(&self) -> Extra {
+        let mut config = indexer::Config {
+            port: 0,
+            data_dir: self.dir.path().join("indexer"),
+            event_store_url: self.store.clone(),
+            ..indexer::Config::default()
+        };
+        config.feed.commit_interval = Duration::from_millis(200);
+        let indexer = indexer::Application::build(config)
+            .await
+            .expect("indexer starts");
+        let url = format!("http://127.0.0.1:{}", indexer.port());
+        let stop = CancellationToken::new();
+        tokio::spawn(indexer.run_until(stop.clone().cancelled_owned()));
+        Extra {
+            url,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    /// A second gateway on the fleet's upstreams, with `search_url` as its indexer.
+    pub async fn spawn_gateway_with_search(&self, search_url: &str) -> Extra {
+        let mut config = gateway::Config::for_tests(&self.accounts, &self.transfers, &self.view);
+        config.search_url = search_url.to_owned();
+        let gw = gateway::Application::build(config)
+            .await
+            .expect("gateway starts");
+        let url = format!("http://127.0.0.1:{}", gw.port());
+        let stop = CancellationToken::new();
+        tokio::spawn(gw.run_until(stop.clone().cancelled_owned()));
+        Extra {
+            url,
+            _stop: stop.drop_guard(),
+        }
+    }
+}

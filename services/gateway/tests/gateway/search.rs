@@ -8,45 +8,11 @@ use serde_json::Value;
 use crate::fleet::call;
 use crate::Fleet;
 
-/// A gateway on the fleet's upstreams with `search_url` as its indexer; stops when dropped.
-struct SearchGateway {
-    url: String,
-    _stop: tokio_util::sync::DropGuard,
-}
-
-async fn gateway_with_search(fleet: &Fleet, search_url: &str) -> SearchGateway {
-    let mut config = gateway::Config::for_tests(&fleet.accounts, &fleet.transfers, &fleet.view);
-    config.search_url = search_url.to_owned();
-    let gw = gateway::Application::build(config)
-        .await
-        .expect("gateway starts");
-    let url = format!("http://127.0.0.1:{}", gw.port());
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(gw.run_until(stop.clone().cancelled_owned()));
-    SearchGateway {
-        url,
-        _stop: stop.drop_guard(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn search_proxies_to_the_indexer_and_passes_its_400_through() {
     let fleet = Fleet::spawn().await;
-    let mut config = indexer::Config {
-        port: 0,
-        data_dir: fleet.dir.path().join("indexer"),
-        event_store_url: fleet.store.clone(),
-        ..indexer::Config::default()
-    };
-    config.feed.commit_interval = Duration::from_millis(200);
-    let indexer = indexer::Application::build(config)
-        .await
-        .expect("indexer starts");
-    let search_url = format!("http://127.0.0.1:{}", indexer.port());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let _indexer_guard = stop.clone().drop_guard();
-    tokio::spawn(indexer.run_until(stop.cancelled_owned()));
-    let gw = gateway_with_search(&fleet, &search_url).await;
+    let indexer = fleet.spawn_indexer().await;
+    let gw = fleet.spawn_gateway_with_search(&indexer.url).await;
     let http = reqwest::Client::new();
 
     let id = fleet.open_account("Zanzibar holiday fund", 100).await;
@@ -108,7 +74,7 @@ async fn an_unreachable_indexer_gives_503_and_health_stays_up() {
         listener.local_addr().expect("addr").port()
     );
     drop(listener);
-    let gw = gateway_with_search(&fleet, &dead).await;
+    let gw = fleet.spawn_gateway_with_search(&dead).await;
     let http = reqwest::Client::new();
 
     let (status, body) = call(
