@@ -6,11 +6,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deployer::apply::{self, ApplyError, ApplyOptions};
+use deployer::apply::{self, ApplyError, ApplyOptions, ApplyReport};
+use deployer::engine::Engine;
 use deployer::history::{self, Outcome};
 use deployer::lock::LockError;
+use deployer::manifest::Manifest;
 use deployer::plan::{self, Action, Plan};
 use deployer::progress::Progress;
+use deployer::registry::RegistryClient;
 use deployer::{down, observe};
 
 use crate::support::{self, build_canary, canary_service, Project};
@@ -26,6 +29,24 @@ fn two_services(p: &Project, api_env: &str, web_image: &str) -> String {
         ),
         canary_service("web", web_image, "    depends_on: [api]\n"),
     )
+}
+
+/// `deployer apply` of `manifest`, planned afresh, with the default options.
+async fn apply_default(
+    engine: &Engine,
+    reg: &RegistryClient,
+    manifest: &Manifest,
+    progress: &Progress,
+) -> Result<ApplyReport, ApplyError> {
+    apply::apply(
+        engine,
+        reg,
+        manifest,
+        None,
+        &ApplyOptions::default(),
+        progress,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,7 +65,7 @@ async fn fresh_apply_leaves_everything_healthy_and_a_second_apply_changes_nothin
     let reg = support::registry_client();
     let progress = Progress::capture();
 
-    let report = apply::apply(&engine, &reg, &m, None, &ApplyOptions::default(), &progress)
+    let report = apply_default(&engine, &reg, &m, &progress)
         .await
         .expect("fresh apply succeeds");
     assert_eq!(report.record.outcome, Outcome::Succeeded);
@@ -79,7 +100,7 @@ async fn fresh_apply_leaves_everything_healthy_and_a_second_apply_changes_nothin
     assert!(!plan.has_changes(), "{}", plan::render_human(&plan, false));
 
     // Second apply: no changes, no container touched.
-    let again = apply::apply(&engine, &reg, &m, None, &ApplyOptions::default(), &progress)
+    let again = apply_default(&engine, &reg, &m, &progress)
         .await
         .expect("second apply succeeds");
     assert_eq!(again.record.outcome, Outcome::NoChanges);
@@ -96,16 +117,9 @@ async fn changing_one_services_environment_replaces_only_that_service() {
     let reg = support::registry_client();
     let progress = Progress::capture();
     let m1 = p.manifest(&two_services(&p, "before", &p.image("v1")));
-    apply::apply(
-        &engine,
-        &reg,
-        &m1,
-        None,
-        &ApplyOptions::default(),
-        &progress,
-    )
-    .await
-    .expect("first apply");
+    apply_default(&engine, &reg, &m1, &progress)
+        .await
+        .expect("first apply");
     let before: BTreeMap<String, String> = support::containers(&engine, &p.name)
         .await
         .into_iter()
@@ -126,16 +140,9 @@ async fn changing_one_services_environment_replaces_only_that_service() {
     );
     assert_eq!(actions["web"], &Action::Unchanged);
 
-    apply::apply(
-        &engine,
-        &reg,
-        &m2,
-        None,
-        &ApplyOptions::default(),
-        &progress,
-    )
-    .await
-    .expect("second apply");
+    apply_default(&engine, &reg, &m2, &progress)
+        .await
+        .expect("second apply");
     let after: BTreeMap<String, String> = support::containers(&engine, &p.name)
         .await
         .into_iter()
@@ -166,16 +173,9 @@ async fn a_broken_new_version_rolls_the_whole_fleet_back_while_old_containers_ke
     let reg = support::registry_client();
     let progress = Progress::capture();
     let m1 = p.manifest(&two_services(&p, "v1", &p.image("v1")));
-    apply::apply(
-        &engine,
-        &reg,
-        &m1,
-        None,
-        &ApplyOptions::default(),
-        &progress,
-    )
-    .await
-    .expect("first apply");
+    apply_default(&engine, &reg, &m1, &progress)
+        .await
+        .expect("first apply");
     let before = support::containers(&engine, &p.name).await;
     let web_old = before
         .iter()
@@ -211,16 +211,9 @@ async fn a_broken_new_version_rolls_the_whole_fleet_back_while_old_containers_ke
 
     // api gets a good new version (it rolls first), web a broken one (it fails after).
     let m2 = p.manifest(&two_services(&p, "v2", &p.image("broken")));
-    let err = apply::apply(
-        &engine,
-        &reg,
-        &m2,
-        None,
-        &ApplyOptions::default(),
-        &progress,
-    )
-    .await
-    .expect_err("the broken version fails the apply");
+    let err = apply_default(&engine, &reg, &m2, &progress)
+        .await
+        .expect_err("the broken version fails the apply");
     stop.store(true, Ordering::SeqCst);
     watcher.await.expect("watcher");
 
@@ -365,16 +358,9 @@ async fn a_stale_saved_plan_is_refused_and_a_fresh_one_applies() {
     let observed = observe::observe(&engine, &reg, &m1).await.expect("observe");
     let saved = plan::compute(&m1, &observed).to_json();
     // ...goes stale when someone else applies first.
-    apply::apply(
-        &engine,
-        &reg,
-        &m1,
-        None,
-        &ApplyOptions::default(),
-        &progress,
-    )
-    .await
-    .expect("apply");
+    apply_default(&engine, &reg, &m1, &progress)
+        .await
+        .expect("apply");
     let stale = Plan::from_json(&saved).expect("parse saved plan");
     let err = apply::apply(
         &engine,
@@ -487,7 +473,7 @@ async fn down_removes_containers_and_networks_and_volumes_only_when_asked() {
         canary_service("api", &p.image("v1"), "    volumes:\n      - data:/data\n")
     );
     let m = p.manifest(&yaml);
-    apply::apply(&engine, &reg, &m, None, &ApplyOptions::default(), &progress)
+    apply_default(&engine, &reg, &m, &progress)
         .await
         .expect("apply");
     let label = [("deployer.project", Some(p.name.as_str()))];
@@ -707,7 +693,7 @@ async fn a_lock_left_by_a_process_that_no_longer_runs_is_taken_over() {
 
     let progress = Progress::capture();
     let m = p.manifest(&two_services(&p, "one", &p.image("v1")));
-    let report = apply::apply(&engine, &reg, &m, None, &ApplyOptions::default(), &progress)
+    let report = apply_default(&engine, &reg, &m, &progress)
         .await
         .expect("the apply takes the dead holder's lock over");
     assert_eq!(report.record.outcome, Outcome::Succeeded);
@@ -730,16 +716,9 @@ async fn a_lock_left_by_a_process_that_no_longer_runs_is_taken_over() {
     assert!(!live.holder_is_gone());
     let held = deployer::lock::acquire(&engine, live).await.expect("lock");
     let m2 = p.manifest(&two_services(&p, "two", &p.image("v1")));
-    let err = apply::apply(
-        &engine,
-        &reg,
-        &m2,
-        None,
-        &ApplyOptions::default(),
-        &progress,
-    )
-    .await
-    .expect_err("a live holder keeps the lock");
+    let err = apply_default(&engine, &reg, &m2, &progress)
+        .await
+        .expect_err("a live holder keeps the lock");
     assert!(matches!(err, ApplyError::Lock(LockError::Held(_))), "{err}");
     held.release(&engine).await.expect("release");
 }
