@@ -7,6 +7,8 @@ pub mod healthcheck;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{env_or, env_port, ConfigError};
 pub use error::{ApiJson, ApiQuery, AppError};
