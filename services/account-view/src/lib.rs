@@ -11,17 +11,14 @@ mod follower;
 mod http;
 pub mod projection;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use es_core::EventStoreClient;
-use service_kit::Counter;
-use tokio::net::TcpListener;
+use service_kit::{Counter, Listener};
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 pub use db::{AccountDoc, DbError, TransferDoc, ViewDb};
 pub use follower::{catch_up, FollowError};
@@ -151,20 +148,15 @@ pub enum StartError {
     },
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("could not bind the account view to port {port}: {source}; choose another PORT")]
-    Bind {
-        port: u16,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] service_kit::BindError),
     #[error("invalid EVENT_STORE_URL: {0}")]
     Store(#[from] es_core::ClientError),
 }
 
 /// The bound, ready-to-run view.
 pub struct Application {
-    listener: TcpListener,
-    port: u16,
+    listener: Listener,
     state: AppState,
     writer: ViewDb,
     client: EventStoreClient,
@@ -193,20 +185,9 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
         };
         let client = EventStoreClient::new(&config.event_store_url)?;
-        let addr = SocketAddr::from((config.host, config.port));
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                port: config.port,
-                source,
-            })?;
-        let port = listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(config.port);
+        let listener = Listener::bind("the account view", config.host, config.port).await?;
         Ok(Self {
             listener,
-            port,
             state,
             writer,
             client,
@@ -216,7 +197,7 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.listener.port()
     }
 
     /// Serves and follows the event store until SIGTERM or Ctrl-C.
@@ -230,31 +211,17 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let token = CancellationToken::new();
-        let cancel = token.clone();
-        let follower = if self.follow {
-            let stopped = token.clone().cancelled_owned();
-            Some(tokio::spawn(follower::follow(
-                self.client,
-                self.writer,
-                self.checkpoint_tx,
-                self.state.metrics.clone(),
-                stopped,
-            )))
-        } else {
-            None
-        };
-        tracing::info!(port = self.port, "account view listening");
-        let server =
-            axum::serve(self.listener, router(self.state)).with_graceful_shutdown(async move {
-                stop.await;
-                token.cancel();
-            });
-        let result = server.await;
-        cancel.cancel();
-        if let Some(follower) = follower {
-            let _ = tokio::time::timeout(Duration::from_secs(10), follower).await;
-        }
-        result
+        let (client, writer, checkpoint_tx, metrics) = (
+            self.client,
+            self.writer,
+            self.checkpoint_tx,
+            self.state.metrics.clone(),
+        );
+        let follower = self.follow.then_some(move |stopped| {
+            follower::follow(client, writer, checkpoint_tx, metrics, stopped)
+        });
+        self.listener
+            .serve_with(router(self.state), stop, follower)
+            .await
     }
 }

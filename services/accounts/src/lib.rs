@@ -8,16 +8,11 @@ mod http;
 pub mod partitioned;
 pub mod saga;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
 use banking::Account;
 use es_core::{EventStoreClient, Repository};
-use service_kit::Counter;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use service_kit::{Counter, Listener};
 
 pub use http::router;
 
@@ -80,20 +75,15 @@ pub struct Metrics {
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("could not bind the accounts service to port {port}: {source}; choose another PORT")]
-    Bind {
-        port: u16,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] service_kit::BindError),
     #[error("invalid EVENT_STORE_URL: {0}")]
     Store(#[from] es_core::ClientError),
 }
 
 /// The bound, ready-to-run service.
 pub struct Application {
-    listener: TcpListener,
-    port: u16,
+    listener: Listener,
     state: AppState,
     run_saga: bool,
 }
@@ -105,27 +95,16 @@ impl Application {
             accounts: Repository::new(client).with_snapshots(config.snapshot_every),
             metrics: Arc::new(Metrics::default()),
         };
-        let addr = SocketAddr::from((config.host, config.port));
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                port: config.port,
-                source,
-            })?;
-        let port = listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(config.port);
+        let listener = Listener::bind("the accounts service", config.host, config.port).await?;
         Ok(Self {
             listener,
-            port,
             state,
             run_saga: config.run_saga,
         })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.listener.port()
     }
 
     pub fn state(&self) -> &AppState {
@@ -143,30 +122,14 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let token = CancellationToken::new();
-        let cancel = token.clone();
-        let saga = if self.run_saga {
-            let state = self.state.clone();
-            let stopped = token.clone().cancelled_owned();
-            Some(tokio::spawn(async move {
-                if let Err(error) = saga::run(state, stopped).await {
-                    tracing::error!(%error, "the accounts saga stopped");
-                }
-            }))
-        } else {
-            None
-        };
-        tracing::info!(port = self.port, "accounts service listening");
-        let app: Router = router(self.state);
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
-            stop.await;
-            token.cancel();
+        let state = self.state.clone();
+        let saga = self.run_saga.then_some(move |stopped| async move {
+            if let Err(error) = saga::run(state, stopped).await {
+                tracing::error!(%error, "the accounts saga stopped");
+            }
         });
-        let result = server.await;
-        cancel.cancel();
-        if let Some(saga) = saga {
-            let _ = tokio::time::timeout(Duration::from_secs(10), saga).await;
-        }
-        result
+        self.listener
+            .serve_with(router(self.state), stop, saga)
+            .await
     }
 }

@@ -9,7 +9,6 @@
 mod proxy;
 mod ui;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +18,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use service_kit::Listener;
 use service_kit::{AppError, MetricsText};
-use tokio::net::TcpListener;
 
 pub use proxy::{Upstream, CORRELATION_HEADER};
 
@@ -92,20 +91,15 @@ pub struct AppState {
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("could not bind the gateway to port {port}: {source}; choose another PORT")]
-    Bind {
-        port: u16,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] service_kit::BindError),
     #[error("could not build the upstream HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
 
 /// The bound, ready-to-run gateway.
 pub struct Application {
-    listener: TcpListener,
-    port: u16,
+    listener: Listener,
     router: Router,
 }
 
@@ -129,26 +123,15 @@ impl Application {
             view: upstream("account-view", &config.view_url),
             search: upstream("indexer", &config.search_url),
         };
-        let addr = SocketAddr::from((config.host, config.port));
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                port: config.port,
-                source,
-            })?;
-        let port = listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(config.port);
+        let listener = Listener::bind("the gateway", config.host, config.port).await?;
         Ok(Self {
             listener,
-            port,
             router: router(state),
         })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.listener.port()
     }
 
     /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
@@ -161,10 +144,7 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(port = self.port, "gateway listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(stop)
-            .await
+        self.listener.serve_until(self.router, stop).await
     }
 }
 

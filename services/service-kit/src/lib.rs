@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 pub mod healthcheck;
 pub mod metrics;
+pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]
@@ -14,5 +15,6 @@ pub use config::{env_or, env_port, ConfigError};
 pub use error::{ApiJson, ApiQuery, AppError};
 pub use healthcheck::run_healthcheck;
 pub use metrics::{Counter, Gauge, MetricsText};
+pub use serve::{BindError, Listener};
 pub use shutdown::shutdown_signal;
 pub use telemetry::init_tracing;
