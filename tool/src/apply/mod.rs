@@ -116,8 +116,7 @@ pub async fn apply(
     if saved.is_none() {
         // Fast path: an apply with nothing to do changes nothing, so it needs no lock; it
         // still refuses while another apply holds the lock, and still leaves a record.
-        let started_at = lock::now_rfc3339();
-        let id = history::now_millis();
+        let started = Started::now(Kind::Apply, options);
         let observed = observe::observe(engine, registry, manifest).await?;
         let plan = plan::compute(manifest, &observed);
         if !plan.has_changes() {
@@ -127,19 +126,7 @@ pub async fn apply(
             {
                 return Err(ApplyError::Lock(LockError::Held(Box::new(holder))));
             }
-            let record = Record {
-                id,
-                project: plan.project.clone(),
-                kind: Kind::Apply,
-                started_at,
-                finished_at: lock::now_rfc3339(),
-                user: lock::whoami(),
-                host: lock::hostname(),
-                ci_build: options.ci_build.clone(),
-                command: options.command.clone(),
-                outcome: Outcome::NoChanges,
-                services: Vec::new(),
-            };
+            let record = started.finish(&plan.project, Outcome::NoChanges, Vec::new());
             history::save(engine, &record).await?;
             return Ok(ApplyReport {
                 plan,
@@ -148,13 +135,32 @@ pub async fn apply(
             });
         }
     }
+    under_lock(
+        engine,
+        project,
+        options,
+        progress,
+        apply_locked(engine, registry, manifest, saved, options, progress),
+    )
+    .await
+}
+
+/// Runs `work` holding the project's deploy lock, which is released whatever `work` returns; a
+/// report with a failure becomes [`ApplyError::Failed`].
+async fn under_lock(
+    engine: &Engine,
+    project: &str,
+    options: &ApplyOptions,
+    progress: &Progress,
+    work: impl std::future::Future<Output = Result<ApplyReport, ApplyError>>,
+) -> Result<ApplyReport, ApplyError> {
     let lock = lock::acquire(
         engine,
         LockInfo::for_this_process(project, &options.command),
     )
     .await?;
     report_takeover(&lock, progress);
-    let result = apply_locked(engine, registry, manifest, saved, options, progress).await;
+    let result = work.await;
     let released = lock.release(engine).await;
     let report = result?;
     released?;
@@ -172,8 +178,7 @@ async fn apply_locked(
     options: &ApplyOptions,
     progress: &Progress,
 ) -> Result<ApplyReport, ApplyError> {
-    let started_at = lock::now_rfc3339();
-    let id = history::now_millis();
+    let started = Started::now(Kind::Apply, options);
     let observed = observe::observe(engine, registry, manifest).await?;
     let plan = match saved {
         Some(mut saved) => {
@@ -189,33 +194,14 @@ async fn apply_locked(
         }
         None => plan::compute(manifest, &observed),
     };
-    let exec = Executor {
-        engine,
-        registry,
-        progress,
-        http: health::http_client(),
-        log_lines: options.log_lines,
-        interrupt: options.interrupt.clone(),
-    };
+    let exec = Executor::new(engine, registry, options, progress);
     let (services, outcome, failure) = if plan.has_changes() {
         progress.line(plan::render_human(&plan, options.color).trim_end());
         exec.execute(&plan).await
     } else {
         (Vec::new(), Outcome::NoChanges, None)
     };
-    let record = Record {
-        id,
-        project: plan.project.clone(),
-        kind: Kind::Apply,
-        started_at,
-        finished_at: lock::now_rfc3339(),
-        user: lock::whoami(),
-        host: lock::hostname(),
-        ci_build: options.ci_build.clone(),
-        command: options.command.clone(),
-        outcome,
-        services,
-    };
+    let record = started.finish(&plan.project, outcome, services);
     history::save(engine, &record).await?;
     if outcome != Outcome::NoChanges {
         history::prune(engine, &plan.project, history::KEEP).await?;
@@ -238,21 +224,14 @@ pub async fn rollback(
     options: &ApplyOptions,
     progress: &Progress,
 ) -> Result<ApplyReport, ApplyError> {
-    let project = manifest.project.as_str();
-    let lock = lock::acquire(
+    under_lock(
         engine,
-        LockInfo::for_this_process(project, &options.command),
+        manifest.project.as_str(),
+        options,
+        progress,
+        rollback_locked(engine, registry, manifest, services, options, progress),
     )
-    .await?;
-    report_takeover(&lock, progress);
-    let result = rollback_locked(engine, registry, manifest, services, options, progress).await;
-    let released = lock.release(engine).await;
-    let report = result?;
-    released?;
-    if report.failure.is_some() {
-        return Err(ApplyError::Failed(Box::new(report)));
-    }
-    Ok(report)
+    .await
 }
 
 async fn rollback_locked(
@@ -264,8 +243,7 @@ async fn rollback_locked(
     progress: &Progress,
 ) -> Result<ApplyReport, ApplyError> {
     let project = manifest.project.as_str();
-    let started_at = lock::now_rfc3339();
-    let id = history::now_millis();
+    let started = Started::now(Kind::Rollback, options);
     let records = history::list(engine, project).await?;
     let targets: Vec<String> = if services.is_empty() {
         history::last_changed_services(&records)
@@ -336,34 +314,51 @@ async fn rollback_locked(
             ..Default::default()
         },
     };
-    let exec = Executor {
-        engine,
-        registry,
-        progress,
-        http: health::http_client(),
-        log_lines: options.log_lines,
-        interrupt: options.interrupt.clone(),
-    };
+    let exec = Executor::new(engine, registry, options, progress);
     let (services, outcome, failure) = exec.execute(&plan).await;
-    let record = Record {
-        id,
-        project: project.to_string(),
-        kind: Kind::Rollback,
-        started_at,
-        finished_at: lock::now_rfc3339(),
-        user: lock::whoami(),
-        host: lock::hostname(),
-        ci_build: options.ci_build.clone(),
-        command: options.command.clone(),
-        outcome,
-        services,
-    };
+    let record = started.finish(project, outcome, services);
     history::save(engine, &record).await?;
     Ok(ApplyReport {
         plan,
         record,
         failure,
     })
+}
+
+/// When an apply or rollback began, and who ran it: the history record in the making.
+struct Started<'a> {
+    id: u64,
+    kind: Kind,
+    started_at: String,
+    options: &'a ApplyOptions,
+}
+
+impl<'a> Started<'a> {
+    fn now(kind: Kind, options: &'a ApplyOptions) -> Self {
+        Started {
+            id: history::now_millis(),
+            kind,
+            started_at: lock::now_rfc3339(),
+            options,
+        }
+    }
+
+    /// The history record of the run, finished now.
+    fn finish(self, project: &str, outcome: Outcome, services: Vec<ServiceRecord>) -> Record {
+        Record {
+            id: self.id,
+            project: project.to_owned(),
+            kind: self.kind,
+            started_at: self.started_at,
+            finished_at: lock::now_rfc3339(),
+            user: lock::whoami(),
+            host: lock::hostname(),
+            ci_build: self.options.ci_build.clone(),
+            command: self.options.command.clone(),
+            outcome,
+            services,
+        }
+    }
 }
 
 fn report_takeover(lock: &lock::Lock, progress: &Progress) {
@@ -415,7 +410,23 @@ struct Executor<'a> {
     interrupt: std::sync::Arc<std::sync::atomic::AtomicI32>,
 }
 
-impl Executor<'_> {
+impl<'a> Executor<'a> {
+    fn new(
+        engine: &'a Engine,
+        registry: &'a RegistryClient,
+        options: &ApplyOptions,
+        progress: &'a Progress,
+    ) -> Self {
+        Executor {
+            engine,
+            registry,
+            progress,
+            http: health::http_client(),
+            log_lines: options.log_lines,
+            interrupt: options.interrupt.clone(),
+        }
+    }
+
     /// Carries out `plan`. Returns per-service records, the outcome and the failure if any.
     async fn execute(&self, plan: &Plan) -> (Vec<ServiceRecord>, Outcome, Option<String>) {
         let mut records: BTreeMap<String, ServiceRecord> = plan
