@@ -66,8 +66,6 @@ async fn main() {
     let seconds = env("BENCH_SECONDS", 20);
     let total = rate * seconds;
 
-    // Workspace-wide feature unification may build reqwest with rustls but no provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let store_dir = tempfile::tempdir().expect("dir");
     let store = event_store::Application::build(event_store::Config::ephemeral(store_dir.path()))
         .await

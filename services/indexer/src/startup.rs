@@ -49,10 +49,6 @@ impl Application {
         let feeder = tokio::task::spawn_blocking(move || SearchIndex::open(&dir))
             .await
             .map_err(|e| StartError::Serve(std::io::Error::other(e.to_string())))??;
-        // Workspace-wide feature unification can build reqwest with rustls but no crypto
-        // provider (another member asks for `rustls-no-provider`); building a client would then
-        // panic. Installing ring as the process default is idempotent.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = EventStoreClient::new(&config.event_store_url)?;
         let listener = TcpListener::bind(("0.0.0.0", config.port))
             .await

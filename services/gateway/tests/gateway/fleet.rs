@@ -46,8 +46,6 @@ impl Fleet {
     }
 
     pub async fn spawn_with(options: Options) -> Fleet {
-        // Workspace-wide feature unification may build reqwest with rustls but no provider.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir");
         let stop = CancellationToken::new();
 

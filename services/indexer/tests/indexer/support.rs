@@ -33,8 +33,6 @@ impl std::ops::Deref for Store {
 
 impl Store {
     pub async fn spawn() -> Store {
-        // Workspace-wide feature unification may build reqwest with rustls but no provider.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir for the store");
         let app = event_store::Application::build(event_store::Config::ephemeral(dir.path()))
             .await
