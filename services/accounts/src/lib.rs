@@ -5,7 +5,6 @@
 //! /accounts/{id}`, `GET /health`, `GET /metrics`.
 
 mod http;
-pub mod partitioned;
 pub mod saga;
 
 use std::sync::Arc;

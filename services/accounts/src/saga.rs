@@ -9,8 +9,8 @@ use banking::saga::{account_command_for, compensation_for};
 use banking::{Account, AccountError, AccountId, MoneyTransfer, TransferEvent, TransferId};
 use es_core::{Aggregate, ClientError, CommandContext, EventEnvelope, ExecuteError, StreamId};
 
-use crate::partitioned::PartitionedGroup;
 use crate::AppState;
+use es_core::partitioned::PartitionedGroup;
 
 /// The consumer group of this handler in the event store.
 pub const GROUP: &str = "accounts-saga";
@@ -28,7 +28,7 @@ pub async fn run(state: AppState, stop: impl Future<Output = ()>) -> Result<(), 
         wait: Duration::from_secs(2),
     };
     let client = state.accounts.client().clone();
-    crate::partitioned::run(
+    es_core::partitioned::run(
         client,
         group,
         target_account,

@@ -4,6 +4,7 @@ pub mod aggregate;
 pub mod client;
 pub mod envelope;
 pub mod net;
+pub mod partitioned;
 pub mod repository;
 pub mod schema;
 pub mod subscriber;

@@ -6,9 +6,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use accounts::partitioned::PartitionedGroup;
 use banking::saga::{purpose, transfer_command_for};
 use banking::{AccountEvent, MoneyTransfer, TransferError, TransferId};
+use es_core::partitioned::PartitionedGroup;
 use es_core::{ClientError, CommandContext, EventEnvelope, ExecuteError, StreamId};
 
 use crate::AppState;
@@ -34,7 +34,7 @@ pub async fn run(state: AppState, stop: impl Future<Output = ()>) -> Result<(), 
         wait: Duration::from_secs(2),
     };
     let client = state.transfers.client().clone();
-    accounts::partitioned::run(
+    es_core::partitioned::run(
         client,
         group,
         |envelope| {

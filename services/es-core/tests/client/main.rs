@@ -3,6 +3,7 @@
 mod append_load;
 mod execute;
 mod idempotency;
+mod partitioned;
 mod resilience;
 mod snapshots;
 mod subscriber;

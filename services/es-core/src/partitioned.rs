@@ -3,7 +3,7 @@
 //! The group is acknowledged up to the last event before the first failure, so a failed event and
 //! everything after it come again; handlers must be idempotent (derived event ids).
 //!
-//! Both saga handlers (accounts and transfers) use it: one event at a time caps a saga at one
+//! The saga handlers of the accounts and transfers services use it: one event at a time caps a saga at one
 //! store round trip chain per event, which is far below the fleet's target throughput.
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::time::Duration;
 
-use es_core::{ClientError, EventEnvelope, EventStoreClient, LogFilter, SubscriptionSpec};
+use crate::{ClientError, EventEnvelope, EventStoreClient, LogFilter, SubscriptionSpec};
 use futures::future::join_all;
 
 /// What a partitioned subscriber reads and how.
