@@ -16,7 +16,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `EVENT_STORE_MAX_BODY_BYTES`: largest accepted request body.
     pub max_body_bytes: usize,
-    /// `EVENT_STORE_MAX_BATCH`: most events in one append.
+    /// `EVENT_STORE_MAX_BATCH`: most events in one append or import.
     pub max_batch: usize,
     /// `EVENT_STORE_MAX_READ_LIMIT`: most events one read returns.
     pub max_read_limit: usize,

@@ -27,11 +27,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::domain::{
-    AppendBatch, AppendBody, AppendOutcome, EventFilter, GroupName, InvalidInput, RecordedEvent,
-    Snapshot, StreamId, Subscription, SubscriptionSpec,
+    format_time, AppendBatch, AppendBody, AppendOutcome, EventFilter, GroupName, ImportBatch,
+    ImportBody, ImportOutcome, InvalidImport, InvalidInput, RecordedEvent, Snapshot, StreamId,
+    Subscription, SubscriptionSpec,
 };
 use crate::storage::{
-    AsOf, CommittedEvents, GlobalQuery, GlobalSlice, Storage, StorageError, StreamQuery,
+    AsOf, CommittedEvents, GlobalQuery, GlobalSlice, ImportConflict, Storage, StorageError,
+    StreamQuery,
 };
 
 /// Events per read when a client gives no `limit`.
@@ -84,6 +86,8 @@ pub struct Metrics {
     pub bytes: Counter,
     pub duplicate_appends: Counter,
     pub wrong_expected_version: Counter,
+    pub imports: Counter,
+    pub imported_events: Counter,
     pub subscribers: Gauge,
 }
 
@@ -121,6 +125,7 @@ pub fn router(state: AppState) -> Router {
             put(put_snapshot).get(get_snapshot),
         )
         .route("/events", get(read_log))
+        .route("/import", post(import))
         .route("/subscriptions", get(list_subscriptions))
         .route(
             "/subscriptions/{group}",
@@ -166,6 +171,26 @@ async fn append(
             Err(storage_error(error))
         }
     }
+}
+
+/// `POST /import`: events with their original positions, versions and `recorded_at`, accepted
+/// only if they continue the log exactly (for restoring an archive). Ordinary appends never
+/// take a time from the client.
+async fn import(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ImportBody>,
+) -> Result<Json<ImportOutcome>, AppError> {
+    let batch = ImportBatch::parse(body, state.inner.limits.max_batch).map_err(invalid_import)?;
+    let bytes = batch.payload_bytes() as u64;
+    let outcome = state.storage().import(batch).await.map_err(storage_error)?;
+    let metrics = state.metrics();
+    metrics.imports.inc();
+    if !outcome.duplicate {
+        metrics.imported_events.add(outcome.events);
+        metrics.events.add(outcome.events);
+        metrics.bytes.add(bytes);
+    }
+    Ok(Json(outcome))
 }
 
 #[derive(Debug, Deserialize)]
@@ -644,6 +669,16 @@ async fn metrics(State(state): State<AppState>) -> Result<MetricsText, AppError>
         m.wrong_expected_version.get(),
     )
     .counter(
+        "event_store_imports_total",
+        "Acknowledged import requests (POST /import), including idempotent repeats.",
+        m.imports.get(),
+    )
+    .counter(
+        "event_store_imported_events_total",
+        "Events written by imports (also counted in event_store_events_total).",
+        m.imported_events.get(),
+    )
+    .counter(
         "event_store_commits_total",
         "Write transactions committed (one fsync each); appends_total / commits_total is the group-commit factor.",
         state.storage().commits(),
@@ -738,8 +773,44 @@ fn invalid(error: InvalidInput) -> AppError {
     AppError::new(status, error.code(), error.to_string())
 }
 
+fn invalid_import(error: InvalidImport) -> AppError {
+    match &error {
+        InvalidImport::Batch(e) => invalid(e.clone()),
+        InvalidImport::Event {
+            index,
+            position,
+            field,
+            ..
+        } => {
+            let field = format!("events[{index}].{field}");
+            let position = *position;
+            AppError::unprocessable(error.code(), error.to_string())
+                .with_field("field", field)
+                .with_field("position", position)
+        }
+    }
+}
+
+fn import_conflict(conflict: ImportConflict) -> AppError {
+    use crate::storage::ImportConflict as C;
+    let status = match conflict {
+        C::Future { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::CONFLICT,
+    };
+    let answer = AppError::new(status, conflict.code(), conflict.to_string())
+        .with_field("field", conflict.field())
+        .with_field("position", conflict.position());
+    match &conflict {
+        C::NotNext { head, .. } => answer.with_field("head", head),
+        C::Version { current, .. } => answer.with_field("current_version", current),
+        C::Backwards { last, .. } => answer.with_field("last_recorded_at", format_time(*last)),
+        _ => answer,
+    }
+}
+
 fn storage_error(error: StorageError) -> AppError {
     match error {
+        StorageError::Import(conflict) => import_conflict(conflict),
         StorageError::WrongExpectedVersion { current } => AppError::conflict(
             "wrong_expected_version",
             format!("{error}; read the stream and retry with expected_version {current}"),

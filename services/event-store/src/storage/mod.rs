@@ -5,7 +5,11 @@
 //! - an append is all-or-nothing and is answered only once it is durable;
 //! - global positions are dense (1, 2, 3, ...) and become visible in order: `head()` publishes
 //!   a position only after every event up to it is committed, so a reader that reads
-//!   `position <= head` never skips an event.
+//!   `position <= head` never skips an event;
+//! - `recorded_at` never goes backwards along the log: an append is stamped with the store's
+//!   clock (never earlier than the last event), and an import, which brings its own times, is
+//!   accepted only if it continues the log exactly (next position, next versions, no earlier
+//!   time than the last event's, no later than the store's clock).
 
 pub mod sqlite;
 
@@ -14,8 +18,8 @@ use time::OffsetDateTime;
 use tokio::sync::{broadcast, watch};
 
 use crate::domain::{
-    AppendBatch, AppendOutcome, EventFilter, GroupName, RecordedEvent, Snapshot, StreamId,
-    Subscription, SubscriptionSpec,
+    format_time, AppendBatch, AppendOutcome, EventFilter, GroupName, ImportBatch, ImportOutcome,
+    RecordedEvent, Snapshot, StreamId, Subscription, SubscriptionSpec,
 };
 
 /// A failed storage operation.
@@ -29,6 +33,8 @@ pub enum StorageError {
     UnknownGroup(String),
     #[error("position {position} is beyond the head of the log ({head}); acknowledge only positions you received")]
     PositionBeyondHead { position: u64, head: u64 },
+    #[error(transparent)]
+    Import(#[from] ImportConflict),
     #[error("the storage is shutting down; retry against the restarted service")]
     Closed,
     #[error("storage failure while {doing}: {source}")]
@@ -47,6 +53,86 @@ impl StorageError {
         Self::Backend {
             doing,
             source: Box::new(source),
+        }
+    }
+}
+
+/// Why an import does not continue the store's log; nothing of it was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportConflict {
+    #[error("events[0].position (the event at position {position}): the log's head is {head}, so an import must continue it at position {next}", next = head + 1)]
+    NotNext { position: u64, head: u64 },
+    #[error("events[{index}].version (the event at position {position}): version {version} does not continue stream {stream_id}, which is at version {current}; the import must continue it at version {next}", next = current + 1)]
+    Version {
+        index: usize,
+        position: u64,
+        stream_id: String,
+        version: u64,
+        current: u64,
+    },
+    #[error("events[{index}].recorded_at (the event at position {position}): {} is before {} of the store's last event; recorded_at never goes backwards", format_time(*recorded_at), format_time(*last))]
+    Backwards {
+        index: usize,
+        position: u64,
+        recorded_at: OffsetDateTime,
+        last: OffsetDateTime,
+    },
+    #[error("events[{index}].recorded_at (the event at position {position}): {} is after the store's clock ({}); an import cannot record events in the future", format_time(*recorded_at), format_time(*now))]
+    Future {
+        index: usize,
+        position: u64,
+        recorded_at: OffsetDateTime,
+        now: OffsetDateTime,
+    },
+    #[error("events[{index}].event_id (the event at position {position}): {event_id} is already in stream {stream_id}; every event of a stream needs its own id")]
+    DuplicateId {
+        index: usize,
+        position: u64,
+        stream_id: String,
+        event_id: uuid::Uuid,
+    },
+    #[error("events[{index}].{field} (the event at position {position}): it differs from the store's event at that position; the store already holds it, and an import never rewrites the log")]
+    Differs {
+        index: usize,
+        position: u64,
+        field: &'static str,
+    },
+}
+
+impl ImportConflict {
+    /// The machine-readable error code for the HTTP answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotNext { .. } => "position_not_next",
+            Self::Version { .. } => "wrong_version",
+            Self::Backwards { .. } => "recorded_at_backwards",
+            Self::Future { .. } => "recorded_at_in_future",
+            Self::DuplicateId { .. } => "duplicate_event_id",
+            Self::Differs { .. } => "import_differs",
+        }
+    }
+
+    /// The offending field, as `events[i].name`.
+    pub fn field(&self) -> String {
+        let (index, name) = match self {
+            Self::NotNext { .. } => (0, "position"),
+            Self::Version { index, .. } => (*index, "version"),
+            Self::Backwards { index, .. } | Self::Future { index, .. } => (*index, "recorded_at"),
+            Self::DuplicateId { index, .. } => (*index, "event_id"),
+            Self::Differs { index, field, .. } => (*index, *field),
+        };
+        format!("events[{index}].{name}")
+    }
+
+    /// The position of the offending event.
+    pub fn position(&self) -> u64 {
+        match self {
+            Self::NotNext { position, .. }
+            | Self::Version { position, .. }
+            | Self::Backwards { position, .. }
+            | Self::Future { position, .. }
+            | Self::DuplicateId { position, .. }
+            | Self::Differs { position, .. } => *position,
         }
     }
 }
@@ -105,6 +191,11 @@ pub type CommittedEvents = std::sync::Arc<Vec<RecordedEvent>>;
 pub trait Storage: Send + Sync + 'static {
     /// Appends a batch atomically; resolves once it is durable.
     fn append(&self, batch: AppendBatch) -> BoxFuture<'_, Result<AppendOutcome, StorageError>>;
+    /// Writes events with their own positions, versions and `recorded_at`, atomically, like an
+    /// append (same durability, same live push and head update), but only if the batch
+    /// continues the log exactly; otherwise [`StorageError::Import`] and nothing is written.
+    /// A batch the store already holds identically is answered as stored (`duplicate`).
+    fn import(&self, batch: ImportBatch) -> BoxFuture<'_, Result<ImportOutcome, StorageError>>;
     fn read_stream(&self, query: StreamQuery) -> BoxFuture<'_, Result<StreamSlice, StorageError>>;
     fn read_all(&self, query: GlobalQuery) -> BoxFuture<'_, Result<GlobalSlice, StorageError>>;
     /// The last committed global position, updated after each commit.

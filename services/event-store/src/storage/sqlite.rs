@@ -18,12 +18,12 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 use uuid::Uuid;
 
 use super::{
-    AsOf, CommittedEvents, GlobalQuery, GlobalSlice, Storage, StorageError, StreamQuery,
-    StreamSlice,
+    AsOf, CommittedEvents, GlobalQuery, GlobalSlice, ImportConflict, Storage, StorageError,
+    StreamQuery, StreamSlice,
 };
 use crate::domain::{
-    AppendBatch, AppendOutcome, EventFilter, ExpectedVersion, GroupName, RecordedEvent, Snapshot,
-    StreamId, Subscription, SubscriptionSpec,
+    AppendBatch, AppendOutcome, EventFilter, ExpectedVersion, GroupName, ImportBatch,
+    ImportOutcome, RecordedEvent, Snapshot, StreamId, Subscription, SubscriptionSpec,
 };
 
 /// Tuning of the SQLite backend.
@@ -160,6 +160,11 @@ impl SqliteStorage {
 impl Storage for SqliteStorage {
     fn append(&self, batch: AppendBatch) -> BoxFuture<'_, Result<AppendOutcome, StorageError>> {
         self.write(move |reply| WriteCmd::Append { batch, reply })
+            .boxed()
+    }
+
+    fn import(&self, batch: ImportBatch) -> BoxFuture<'_, Result<ImportOutcome, StorageError>> {
+        self.write(move |reply| WriteCmd::Import { batch, reply })
             .boxed()
     }
 
@@ -452,6 +457,10 @@ enum WriteCmd {
         batch: AppendBatch,
         reply: oneshot::Sender<Result<AppendOutcome, StorageError>>,
     },
+    Import {
+        batch: ImportBatch,
+        reply: oneshot::Sender<Result<ImportOutcome, StorageError>>,
+    },
     PutSubscription {
         group: GroupName,
         spec: SubscriptionSpec,
@@ -473,6 +482,7 @@ enum WriteCmd {
 /// The result of one command inside a group, sent only after the group committed.
 enum Outcome {
     Append(Result<AppendOutcome, StorageError>),
+    Import(Result<ImportOutcome, StorageError>),
     Subscription(Result<Subscription, StorageError>),
     Unit(Result<(), StorageError>),
     None,
@@ -498,7 +508,11 @@ struct Writer {
 /// What a group changes, applied to the writer only after its commit.
 struct GroupState {
     head: u64,
-    recorded_at: i64,
+    /// The time appends of this group are stamped with: the clock, but never before the last
+    /// event's time.
+    stamp: i64,
+    /// `recorded_at` of the last event written so far (before the group: the store's last).
+    last_recorded: i64,
     versions: HashMap<String, u64>,
 }
 
@@ -537,14 +551,14 @@ impl Writer {
             Ok((outcomes, state)) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
                 self.head = state.head;
-                self.last_recorded = state.recorded_at;
+                self.last_recorded = state.last_recorded;
                 if self.versions.len() + state.versions.len() > VERSION_CACHE_CAP {
                     self.versions.clear();
                 }
                 self.versions.extend(state.versions);
                 // Push to live subscribers first, so one woken by the head finds the events.
                 if self.live.receiver_count() > 0 {
-                    let events = committed_events(&cmds, &outcomes, self.last_recorded);
+                    let events = committed_events(&cmds, &outcomes, state.stamp);
                     if !events.is_empty() {
                         let _ = self.live.send(Arc::new(events));
                     }
@@ -594,7 +608,8 @@ impl Writer {
         let now = now_micros();
         let mut state = GroupState {
             head: self.head,
-            recorded_at: now.max(self.last_recorded),
+            stamp: now.max(self.last_recorded),
+            last_recorded: self.last_recorded,
             versions: HashMap::new(),
         };
         let tx = self
@@ -605,6 +620,9 @@ impl Writer {
             let outcome = match cmd {
                 WriteCmd::Append { batch, .. } => {
                     Outcome::Append(append(&tx, &self.versions, &mut state, batch)?)
+                }
+                WriteCmd::Import { batch, .. } => {
+                    Outcome::Import(import(&tx, &self.versions, &mut state, batch)?)
                 }
                 WriteCmd::PutSubscription { group, spec, .. } => {
                     Outcome::Subscription(put_subscription(&tx, &state, group, spec)?)
@@ -645,14 +663,26 @@ impl Writer {
 const LIVE_CAPACITY: usize = 1024;
 
 /// The events a committed group wrote, in position order, for live subscribers.
-fn committed_events(
-    cmds: &[WriteCmd],
-    outcomes: &[Outcome],
-    recorded_at: i64,
-) -> Vec<RecordedEvent> {
-    let recorded_at = from_micros(recorded_at);
+fn committed_events(cmds: &[WriteCmd], outcomes: &[Outcome], stamp: i64) -> Vec<RecordedEvent> {
+    let recorded_at = from_micros(stamp);
     let mut events = Vec::new();
     for (cmd, outcome) in cmds.iter().zip(outcomes) {
+        if let (WriteCmd::Import { batch, .. }, Outcome::Import(Ok(done))) = (cmd, outcome) {
+            if !done.duplicate {
+                events.extend(batch.events.iter().map(|e| RecordedEvent {
+                    event_id: e.event.event_id,
+                    stream_id: e.stream_id.as_str().to_owned(),
+                    version: e.version,
+                    position: e.position,
+                    event_type: e.event.event_type.clone(),
+                    schema_version: e.event.schema_version,
+                    data: e.event.data.clone(),
+                    metadata: e.event.metadata.clone(),
+                    recorded_at: e.recorded_at,
+                }));
+            }
+            continue;
+        }
         let (WriteCmd::Append { batch, .. }, Outcome::Append(Ok(done))) = (cmd, outcome) else {
             continue;
         };
@@ -683,6 +713,9 @@ fn answer(cmd: WriteCmd, outcome: Outcome) {
         (WriteCmd::Append { reply, .. }, Outcome::Append(r)) => {
             let _ = reply.send(r);
         }
+        (WriteCmd::Import { reply, .. }, Outcome::Import(r)) => {
+            let _ = reply.send(r);
+        }
         (WriteCmd::PutSubscription { reply, .. }, Outcome::Subscription(r))
         | (WriteCmd::Ack { reply, .. }, Outcome::Subscription(r)) => {
             let _ = reply.send(r);
@@ -703,6 +736,9 @@ fn answer(cmd: WriteCmd, outcome: Outcome) {
 fn fail(cmd: WriteCmd, error: StorageError) {
     match cmd {
         WriteCmd::Append { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        WriteCmd::Import { reply, .. } => {
             let _ = reply.send(Err(error));
         }
         WriteCmd::PutSubscription { reply, .. } | WriteCmd::Ack { reply, .. } => {
@@ -731,21 +767,7 @@ fn append(
     state: &mut GroupState,
     batch: &AppendBatch,
 ) -> rusqlite::Result<Result<AppendOutcome, StorageError>> {
-    let stream = batch.stream_id.as_str();
-    let current = match state.versions.get(stream).or_else(|| cache.get(stream)) {
-        Some(v) => *v,
-        None => {
-            let v = tx
-                .prepare_cached(
-                    "SELECT version FROM events WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1",
-                )?
-                .query_row([stream], |row| get_u64(row, 0))
-                .optional()?
-                .unwrap_or(0);
-            state.versions.insert(stream.to_owned(), v);
-            v
-        }
-    };
+    let current = current_version(tx, cache, state, batch.stream_id.as_str())?;
     let version_ok = match batch.expected_version {
         ExpectedVersion::Any => true,
         ExpectedVersion::Exact(expected) => expected == current,
@@ -816,16 +838,217 @@ fn insert_events(
             event.schema_version,
             event.data.get(),
             event.metadata.get(),
-            state.recorded_at,
+            state.stamp,
         ])?;
     }
     state.head = position;
+    state.last_recorded = state.stamp;
     state.versions.insert(stream.to_owned(), version);
     Ok(AppendOutcome {
         version,
         position,
         duplicate: false,
     })
+}
+
+/// The stream's version as of this point of the group.
+fn current_version(
+    tx: &rusqlite::Transaction<'_>,
+    cache: &HashMap<String, u64>,
+    state: &mut GroupState,
+    stream: &str,
+) -> rusqlite::Result<u64> {
+    if let Some(v) = state.versions.get(stream).or_else(|| cache.get(stream)) {
+        return Ok(*v);
+    }
+    let v = tx
+        .prepare_cached(
+            "SELECT version FROM events WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1",
+        )?
+        .query_row([stream], |row| get_u64(row, 0))
+        .optional()?
+        .unwrap_or(0);
+    state.versions.insert(stream.to_owned(), v);
+    Ok(v)
+}
+
+/// Imports one batch inside the group's transaction, only if it continues the log exactly:
+/// its first position is the head's next, every event's version is its stream's next, and its
+/// times lie between the last event's and this group's stamp. The outer error aborts the
+/// group; the inner one is this batch's answer (nothing of it was written).
+fn import(
+    tx: &rusqlite::Transaction<'_>,
+    cache: &HashMap<String, u64>,
+    state: &mut GroupState,
+    batch: &ImportBatch,
+) -> rusqlite::Result<Result<ImportOutcome, StorageError>> {
+    let (Some(first), Some(last)) = (batch.events.first(), batch.events.last()) else {
+        return Ok(Ok(ImportOutcome {
+            first_position: state.head,
+            last_position: state.head,
+            events: 0,
+            duplicate: true,
+        }));
+    };
+    let conflict = |c: ImportConflict| Ok(Err(StorageError::Import(c)));
+    if last.position <= state.head {
+        return import_repeat(tx, batch);
+    }
+    if first.position != state.head + 1 {
+        return conflict(ImportConflict::NotNext {
+            position: first.position,
+            head: state.head,
+        });
+    }
+    if to_micros(first.recorded_at) < state.last_recorded {
+        return conflict(ImportConflict::Backwards {
+            index: 0,
+            position: first.position,
+            recorded_at: first.recorded_at,
+            last: from_micros(state.last_recorded),
+        });
+    }
+    // Times never decrease inside a checked batch, so the last one is the latest.
+    if to_micros(last.recorded_at) > state.stamp {
+        return conflict(ImportConflict::Future {
+            index: batch.events.len() - 1,
+            position: last.position,
+            recorded_at: last.recorded_at,
+            now: from_micros(state.stamp),
+        });
+    }
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    for (index, event) in batch.events.iter().enumerate() {
+        let stream = event.stream_id.as_str();
+        let current = match versions.get(stream) {
+            Some(v) => *v,
+            None => current_version(tx, cache, state, stream)?,
+        };
+        if event.version != current + 1 {
+            return conflict(ImportConflict::Version {
+                index,
+                position: event.position,
+                stream_id: stream.to_owned(),
+                version: event.version,
+                current,
+            });
+        }
+        versions.insert(stream.to_owned(), event.version);
+    }
+
+    tx.prepare_cached("SAVEPOINT import")?.execute([])?;
+    match insert_imported(tx, batch) {
+        Ok(()) => tx.prepare_cached("RELEASE import")?.execute([])?,
+        Err(error) => {
+            tx.prepare_cached("ROLLBACK TO import")?.execute([])?;
+            tx.prepare_cached("RELEASE import")?.execute([])?;
+            // Positions and versions were checked, so a unique violation is a repeated event id.
+            if let Some(duplicate) = find_imported_id(tx, batch)? {
+                return conflict(duplicate);
+            }
+            return Err(error);
+        }
+    };
+    state.head = last.position;
+    state.last_recorded = to_micros(last.recorded_at);
+    state.versions.extend(versions);
+    Ok(Ok(ImportOutcome {
+        first_position: first.position,
+        last_position: last.position,
+        events: batch.events.len() as u64,
+        duplicate: false,
+    }))
+}
+
+fn insert_imported(tx: &rusqlite::Transaction<'_>, batch: &ImportBatch) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO events
+         (position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for e in &batch.events {
+        insert.execute(params![
+            to_i64(e.position),
+            e.stream_id.as_str(),
+            to_i64(e.version),
+            &e.event.event_id.as_bytes()[..],
+            e.event.event_type,
+            e.event.schema_version,
+            e.event.data.get(),
+            e.event.metadata.get(),
+            to_micros(e.recorded_at),
+        ])?;
+    }
+    Ok(())
+}
+
+/// The first event of the batch whose id its stream already holds.
+fn find_imported_id(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &ImportBatch,
+) -> rusqlite::Result<Option<ImportConflict>> {
+    let mut lookup =
+        tx.prepare_cached("SELECT 1 FROM events WHERE stream_id = ?1 AND event_id = ?2")?;
+    for (index, e) in batch.events.iter().enumerate() {
+        let found = lookup
+            .query_row(
+                params![e.stream_id.as_str(), &e.event.event_id.as_bytes()[..]],
+                |_| Ok(()),
+            )
+            .optional()?;
+        if found.is_some() {
+            return Ok(Some(ImportConflict::DuplicateId {
+                index,
+                position: e.position,
+                stream_id: e.stream_id.as_str().to_owned(),
+                event_id: e.event.event_id,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// A batch wholly at or below the head: the idempotent answer if the store holds exactly these
+/// events at these positions (a retried import whose answer was lost), else `Differs`.
+fn import_repeat(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &ImportBatch,
+) -> rusqlite::Result<Result<ImportOutcome, StorageError>> {
+    let first = batch.first_position();
+    let last = batch.last_position();
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE position >= ?1 AND position <= ?2 ORDER BY position"
+    ))?;
+    let stored = stmt
+        .query_map(params![to_i64(first), to_i64(last)], row_to_event)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (index, e) in batch.events.iter().enumerate() {
+        let differs = match stored.get(index) {
+            None => Some("position"),
+            Some(s) if s.event_id != e.event.event_id => Some("event_id"),
+            Some(s) if s.stream_id != e.stream_id.as_str() => Some("stream_id"),
+            Some(s) if s.version != e.version => Some("version"),
+            Some(s) if s.event_type != e.event.event_type => Some("event_type"),
+            Some(s) if s.schema_version != e.event.schema_version => Some("schema_version"),
+            Some(s) if s.data.get() != e.event.data.get() => Some("data"),
+            Some(s) if s.metadata.get() != e.event.metadata.get() => Some("metadata"),
+            Some(s) if s.recorded_at != e.recorded_at => Some("recorded_at"),
+            Some(_) => None,
+        };
+        if let Some(field) = differs {
+            return Ok(Err(StorageError::Import(ImportConflict::Differs {
+                index,
+                position: e.position,
+                field,
+            })));
+        }
+    }
+    Ok(Ok(ImportOutcome {
+        first_position: first,
+        last_position: last,
+        events: batch.events.len() as u64,
+        duplicate: true,
+    }))
 }
 
 /// When some event of the batch is already in the stream: the idempotent answer if all are

@@ -4,6 +4,7 @@
 mod append;
 mod bad_input;
 mod helpers;
+mod import;
 mod log;
 mod operations;
 mod process;

@@ -4,7 +4,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use event_store::domain::{
-    AppendBatch, AppendOutcome, GroupName, Snapshot, StreamId, Subscription, SubscriptionSpec,
+    AppendBatch, AppendOutcome, GroupName, ImportBatch, ImportOutcome, Snapshot, StreamId,
+    Subscription, SubscriptionSpec,
 };
 use event_store::http::Limits;
 use event_store::storage::{
@@ -36,6 +37,9 @@ fn closed<T: Send + 'static>() -> BoxFuture<'static, Result<T, StorageError>> {
 
 impl Storage for BrokenStorage {
     fn append(&self, _: AppendBatch) -> BoxFuture<'_, Result<AppendOutcome, StorageError>> {
+        closed()
+    }
+    fn import(&self, _: ImportBatch) -> BoxFuture<'_, Result<ImportOutcome, StorageError>> {
         closed()
     }
     fn read_stream(&self, _: StreamQuery) -> BoxFuture<'_, Result<StreamSlice, StorageError>> {
