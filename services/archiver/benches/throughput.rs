@@ -209,10 +209,10 @@ async fn main() {
         .await
         .expect("restore");
     println!(
-        "restore rate:                            {:>10.0} events/s ({} events in {} appends, {:.1} s)",
+        "restore rate:                            {:>10.0} events/s ({} events in {} imports, {:.1} s)",
         report.restored as f64 / report.seconds,
         report.restored,
-        report.appends,
+        report.imports,
         report.seconds
     );
     let same = archiver::store_digest(&client).await.expect("digest")

@@ -32,7 +32,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
-    /// Replay the archive into an empty event store (same events, versions and positions).
+    /// Replay the archive into an empty event store (same events, versions, positions and
+    /// recorded_at times).
     Restore {
         #[command(flatten)]
         archive: ArchiveArg,
@@ -43,7 +44,7 @@ enum Command {
         output: Output,
     },
     /// Print a digest of the whole log of the archive or of a store; equal digests mean
-    /// identical events, versions and positions.
+    /// identical events, versions, positions and recorded_at times.
     Digest {
         #[command(flatten)]
         archive: ArchiveArg,

@@ -23,10 +23,9 @@ pub struct ArchivedEvent {
 }
 
 /// A running SHA-256 over a log's events in position order: equal digests mean identical
-/// positions, ids, streams, versions, types, schema versions, data and metadata.
-///
-/// `recorded_at` is left out: a store stamps the time of its own append, so a restored log
-/// differs there by design (the original times stay in the archive).
+/// positions, ids, streams, versions, types, schema versions, data, metadata and `recorded_at`
+/// (the text the store serves, RFC 3339 in UTC to the microsecond; a restore imports it as it
+/// is).
 #[derive(Debug, Clone, Default)]
 pub struct LogDigest {
     hasher: Sha256,
@@ -51,7 +50,7 @@ impl LogDigest {
     /// Adds the next event of the log.
     pub fn update(&mut self, event: &ArchivedEvent) {
         let line = format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             event.position,
             event.event_id,
             event.stream_id,
@@ -60,6 +59,7 @@ impl LogDigest {
             event.schema_version,
             event.data.get(),
             event.metadata.get(),
+            event.recorded_at,
         );
         self.hasher.update(line.as_bytes());
         self.events += 1;
@@ -102,6 +102,14 @@ mod tests {
         assert_eq!(digest(&a), digest(&same));
         assert_ne!(digest(&a), digest(&reordered_keys));
         assert_ne!(digest(&a), digest(&a[..1]));
+    }
+
+    #[test]
+    fn digest_sees_recorded_at() {
+        let a = [event(1, "1")];
+        let mut later = a.clone();
+        later[0].recorded_at = "2026-11-26T15:00:00.000001Z".to_owned();
+        assert_ne!(digest(&a), digest(&later));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! `archiver restore`: replays an archive into an empty event store, in position order, so the
-//! restored store has the same events, stream versions and global positions. Each segment is
-//! checked (as `verify` does) before any of its events is written.
+//! restored store has the same events, stream versions, global positions and `recorded_at`
+//! times. Each segment is checked (as `verify` does) before any of its events is written.
 //!
-//! Consecutive events of one stream go in one append whose expected version is the version
-//! before them; the store answers with the position it gave the last one, which must be the
-//! archived position. A restore that stopped can be run again: it checks that the store's log
-//! is a prefix of the archive and continues after it.
+//! Events go to the store's `POST /import` in batches of consecutive positions (across streams),
+//! as the archived envelopes: the store writes each batch all-or-nothing, and only if it
+//! continues its log exactly (next position, next version of each stream, no earlier time), so
+//! positions are asserted by the store, not hoped for. A restore that stopped can be run again:
+//! it checks that the store's log is a prefix of the archive and continues after it.
 
 use std::time::Instant;
 
@@ -16,19 +17,21 @@ use crate::record::{ArchivedEvent, DigestSummary, LogDigest};
 use crate::store::{StoreClient, StoreError};
 use crate::verify::{check_segment, Fault};
 
-/// Most events in one append (the store's default limit is 1000).
-pub const MAX_APPEND_EVENTS: usize = 500;
-/// Most payload bytes in one append (the store's default body limit is 4 MiB).
-pub const MAX_APPEND_BYTES: usize = 1024 * 1024;
+/// Most events in one import (the store's default limit is 1000).
+pub const MAX_IMPORT_EVENTS: usize = 500;
+/// Most payload bytes in one import (the store's default body limit is 4 MiB; the envelopes
+/// around the payloads add a few hundred bytes per event).
+pub const MAX_IMPORT_BYTES: usize = 1024 * 1024;
 
 /// What a restore did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RestoreReport {
     /// Events already in the store and matching the archive (a resumed restore).
     pub skipped: u64,
-    /// Events appended.
+    /// Events imported.
     pub restored: u64,
-    pub appends: u64,
+    /// `POST /import` requests made.
+    pub imports: u64,
     pub last_position: u64,
     pub seconds: f64,
     /// The digest of the archive's whole log, to compare with `archiver digest --from store`.
@@ -53,12 +56,12 @@ pub enum RestoreError {
     },
     #[error("the target store holds {head} events, more than the archive's {archived}; restore into an empty event store")]
     StoreAhead { head: u64, archived: u64 },
-    #[error("the store put event {event_id} of {stream_id} at position {got}, not the archived {want}; was something else writing to the store during the restore? Restore into an empty store that nothing else writes to")]
+    #[error("the store answered an import of positions {want_first} to {want_last} with positions {got_first} to {got_last}; restore into an event store that supports POST /import")]
     PositionDrift {
-        event_id: String,
-        stream_id: String,
-        want: u64,
-        got: u64,
+        want_first: u64,
+        want_last: u64,
+        got_first: u64,
+        got_last: u64,
     },
 }
 
@@ -84,7 +87,7 @@ pub async fn restore(
     let mut report = RestoreReport {
         skipped: 0,
         restored: 0,
-        appends: 0,
+        imports: 0,
         last_position: head,
         seconds: 0.0,
         archive_digest: LogDigest::new().finish(),
@@ -99,19 +102,20 @@ pub async fn restore(
         let pending: Vec<ArchivedEvent> =
             events.into_iter().filter(|e| e.position > head).collect();
         report.skipped += entry.events - pending.len() as u64;
-        for run in runs(&pending) {
-            let appended = client.append_original(run).await?;
-            report.appends += 1;
-            let last = &run[run.len() - 1];
-            if appended.position != last.position || appended.version != last.version {
+        for batch in batches(&pending) {
+            let (first, last) = (&batch[0], &batch[batch.len() - 1]);
+            let imported = client.import(batch).await?;
+            report.imports += 1;
+            if (imported.first_position, imported.last_position) != (first.position, last.position)
+            {
                 return Err(RestoreError::PositionDrift {
-                    event_id: last.event_id.clone(),
-                    stream_id: last.stream_id.clone(),
-                    want: last.position,
-                    got: appended.position,
+                    want_first: first.position,
+                    want_last: last.position,
+                    got_first: imported.first_position,
+                    got_last: imported.last_position,
                 });
             }
-            report.restored += run.len() as u64;
+            report.restored += batch.len() as u64;
             report.last_position = last.position;
         }
         progress(report.last_position);
@@ -150,29 +154,27 @@ pub async fn archive_digest(archive: &Archive) -> Result<DigestSummary, RestoreE
     Ok(digest.finish())
 }
 
-/// Splits events into runs of consecutive events of one stream, bounded in count and bytes.
-pub fn runs(events: &[ArchivedEvent]) -> Vec<&[ArchivedEvent]> {
-    let mut runs = Vec::new();
+/// Splits events (consecutive positions) into import batches bounded in count and payload
+/// bytes; a single event larger than the byte bound goes alone.
+pub fn batches(events: &[ArchivedEvent]) -> Vec<&[ArchivedEvent]> {
+    let mut batches = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
     for (i, event) in events.iter().enumerate() {
         let size = event.data.get().len() + event.metadata.get().len();
-        let breaks = i > start
-            && (event.stream_id != events[start].stream_id
-                || event.version != events[i - 1].version + 1
-                || i - start >= MAX_APPEND_EVENTS
-                || bytes + size > MAX_APPEND_BYTES);
+        let breaks =
+            i > start && (i - start >= MAX_IMPORT_EVENTS || bytes + size > MAX_IMPORT_BYTES);
         if breaks {
-            runs.push(&events[start..i]);
+            batches.push(&events[start..i]);
             start = i;
             bytes = 0;
         }
         bytes += size;
     }
     if start < events.len() {
-        runs.push(&events[start..]);
+        batches.push(&events[start..]);
     }
-    runs
+    batches
 }
 
 /// Checks that the store's event at `head` is the archive's (so the store holds a prefix of
@@ -231,18 +233,19 @@ mod tests {
     }
 
     fn check(events: &[ArchivedEvent], expected: &[&[u64]]) {
-        let got: Vec<Vec<u64>> = runs(events)
+        let got: Vec<Vec<u64>> = batches(events)
             .iter()
-            .map(|run| run.iter().map(|e| e.position).collect())
+            .map(|batch| batch.iter().map(|e| e.position).collect())
             .collect();
         let want: Vec<Vec<u64>> = expected.iter().map(|r| r.to_vec()).collect();
         assert_eq!(got, want);
     }
 
     #[test]
-    fn runs_group_consecutive_events_of_one_stream() {
+    fn batches_cross_streams_and_are_bounded_in_count_and_bytes() {
         check(&[], &[]);
         check(&[event(1, "A", 1)], &[&[1]]);
+        // Streams interleave freely inside one import.
         check(
             &[
                 event(1, "A", 1),
@@ -250,15 +253,25 @@ mod tests {
                 event(3, "B", 1),
                 event(4, "A", 3),
             ],
-            &[&[1, 2], &[3], &[4]],
+            &[&[1, 2, 3, 4]],
         );
-        // A version jump inside one stream starts a new append (it is checked separately).
-        check(&[event(1, "A", 1), event(2, "A", 3)], &[&[1], &[2]]);
-        let many: Vec<_> = (1..=(MAX_APPEND_EVENTS as u64 + 1))
+        let many: Vec<_> = (1..=(MAX_IMPORT_EVENTS as u64 * 2 + 1))
             .map(|p| event(p, "A", p))
             .collect();
-        let split = runs(&many);
-        assert_eq!(split.len(), 2);
-        assert_eq!(split[1].len(), 1);
+        let split = batches(&many);
+        assert_eq!(
+            split.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            [MAX_IMPORT_EVENTS, MAX_IMPORT_EVENTS, 1]
+        );
+        let mut big = event(2, "B", 1);
+        big.data = serde_json::value::RawValue::from_string(format!(
+            "\"{}\"",
+            "x".repeat(MAX_IMPORT_BYTES)
+        ))
+        .expect("valid JSON");
+        check(
+            &[event(1, "A", 1), big, event(3, "A", 2)],
+            &[&[1], &[2], &[3]],
+        );
     }
 }

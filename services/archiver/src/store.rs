@@ -8,7 +8,6 @@ use rand::Rng;
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::record::ArchivedEvent;
 
@@ -36,11 +35,12 @@ pub struct Group {
     pub checkpoint: u64,
 }
 
-/// What the store answered to an append.
+/// What the store answered to an import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub struct Appended {
-    pub version: u64,
-    pub position: u64,
+pub struct Imported {
+    pub first_position: u64,
+    pub last_position: u64,
+    pub events: u64,
 }
 
 /// What went wrong talking to the event store.
@@ -186,44 +186,25 @@ impl StoreClient {
         Ok(self.read_log(0, 1).await?.head)
     }
 
-    /// Appends `events` (consecutive events of one stream) with their original ids, types and
-    /// payloads, expecting the stream to be at the version before the first one. Repeating an
-    /// append that was stored is answered with the stored result, so retries are safe.
-    pub async fn append_original(&self, events: &[ArchivedEvent]) -> Result<Appended, StoreError> {
+    /// Imports `events` (consecutive positions of the log, any streams) as they are: original
+    /// positions, ids, streams, versions, types, payload bytes and `recorded_at`
+    /// (`POST /import`). The store accepts them only if they continue its log exactly, and
+    /// answers a repeat of an import it holds with the stored result, so retries are safe.
+    pub async fn import(&self, events: &[ArchivedEvent]) -> Result<Imported, StoreError> {
         #[derive(Serialize)]
         struct Body<'a> {
-            expected_version: u64,
-            events: Vec<NewEvent<'a>>,
+            events: &'a [ArchivedEvent],
         }
-        #[derive(Serialize)]
-        struct NewEvent<'a> {
-            event_id: &'a str,
-            event_type: &'a str,
-            schema_version: u32,
-            data: &'a RawValue,
-            metadata: &'a RawValue,
-        }
-        let Some(first) = events.first() else {
-            return Ok(Appended {
-                version: 0,
-                position: 0,
+        if events.is_empty() {
+            return Ok(Imported {
+                first_position: 0,
+                last_position: 0,
+                events: 0,
             });
-        };
-        let body = Body {
-            expected_version: first.version.saturating_sub(1),
-            events: events
-                .iter()
-                .map(|e| NewEvent {
-                    event_id: &e.event_id,
-                    event_type: &e.event_type,
-                    schema_version: e.schema_version,
-                    data: &e.data,
-                    metadata: &e.metadata,
-                })
-                .collect(),
-        };
-        let url = self.url(&["streams", &first.stream_id, "events"])?;
-        self.call(Method::POST, url, |r| r.json(&body)).await
+        }
+        let url = self.url(&["import"])?;
+        self.call(Method::POST, url, |r| r.json(&Body { events }))
+            .await
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url, StoreError> {

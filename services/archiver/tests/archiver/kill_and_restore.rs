@@ -1,5 +1,6 @@
 //! The disaster-recovery path end to end: archive, kill the archiver mid-segment, restart it,
-//! verify, restore into a fresh store, and compare digests of the whole log.
+//! verify, restore into a fresh store, and compare digests of the whole log, `recorded_at`
+//! included.
 
 use std::time::Duration;
 
@@ -78,6 +79,17 @@ async fn archive_kill_restart_verify_restore_gives_the_same_log() {
     let before = archiver::store_digest(&source_client)
         .await
         .expect("digest source");
+    let source_log = support::log(&source.url).await;
+    // Every event was appended by its own request, so each has its own time.
+    let times: std::collections::HashSet<&str> = source_log
+        .iter()
+        .map(|e| e["recorded_at"].as_str().expect("recorded_at"))
+        .collect();
+    assert_eq!(
+        times.len() as u64,
+        head,
+        "the source's events have distinct times"
+    );
     source.stop().await;
 
     let target = Store::spawn().await;
@@ -90,8 +102,13 @@ async fn archive_kill_restart_verify_restore_gives_the_same_log() {
     let after = archiver::store_digest(&target_client)
         .await
         .expect("digest target");
-    assert_eq!(after, before, "the restored log is identical");
+    assert_eq!(
+        after, before,
+        "the restored log is identical, times included"
+    );
     assert_eq!(after.events, head);
+    // Event by event: the restore kept each original time rather than stamping its own.
+    assert_eq!(support::log(&target.url).await, source_log);
 
     // Running the restore again is a no-op: the store already holds the archive.
     let again = archiver::restore(&archive, &target_client, |_| {})
@@ -137,4 +154,52 @@ async fn restore_refuses_a_store_that_holds_other_events() {
         "{error}"
     );
     assert_eq!(support::head(&other.url).await, 5, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_restore_continues_and_keeps_the_original_times() {
+    let source = Store::spawn().await;
+    support::append_events(&source.url, 0, 15, 3).await;
+    // A pause, so two runs of events lie clearly apart in time.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    support::append_events(&source.url, 100, 15, 4).await;
+    let data = tempfile::tempdir().expect("archiver data dir");
+    let archive =
+        Archive::open(&data.path().join("archive").display().to_string()).expect("archive opens");
+    let process = ArchiverProcess::start(
+        &source.url,
+        data.path(),
+        &[
+            ("ARCHIVER_SEGMENT_MAX_EVENTS", "10"),
+            ("ARCHIVER_SEGMENT_MAX_AGE_MS", "100"),
+        ],
+    );
+    support::wait_for_manifest(&archive, Duration::from_secs(30), "30 events", |m| {
+        m.last_position() == 30
+    })
+    .await;
+    drop(process);
+    let source_client = StoreClient::new(&source.url).expect("client");
+    let before = archiver::store_digest(&source_client)
+        .await
+        .expect("digest");
+    let source_log = support::log(&source.url).await;
+
+    // A restore that stopped after the first 12 events (an import is all-or-nothing, so a
+    // stopped restore leaves a prefix).
+    let target = Store::spawn().await;
+    let client = StoreClient::new(&target.url).expect("client");
+    let first = source_client.read_log(0, 12).await.expect("read").events;
+    let imported = client.import(&first).await.expect("import");
+    assert_eq!((imported.first_position, imported.last_position), (1, 12));
+
+    let report = archiver::restore(&archive, &client, |_| {})
+        .await
+        .expect("the restore continues");
+    assert_eq!((report.skipped, report.restored), (12, 18));
+    assert_eq!(
+        archiver::store_digest(&client).await.expect("digest"),
+        before
+    );
+    assert_eq!(support::log(&target.url).await, source_log);
 }

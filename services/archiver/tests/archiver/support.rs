@@ -103,6 +103,25 @@ pub async fn head(url: &str) -> u64 {
     body["head"].as_u64().expect("head is a number")
 }
 
+/// The store's whole global log, as served.
+pub async fn log(url: &str) -> Vec<serde_json::Value> {
+    let mut events = Vec::new();
+    loop {
+        let body: serde_json::Value =
+            reqwest::get(format!("{url}/events?after={}&limit=5000", events.len()))
+                .await
+                .expect("store answers")
+                .json()
+                .await
+                .expect("json");
+        let page = body["events"].as_array().expect("events").clone();
+        if page.is_empty() {
+            return events;
+        }
+        events.extend(page);
+    }
+}
+
 /// A group's checkpoint.
 pub async fn checkpoint(url: &str, group: &str) -> u64 {
     let body: serde_json::Value = reqwest::get(format!("{url}/subscriptions/{group}"))
