@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::helpers::{event, read_sse, spawn_app, TestApp};
+use crate::helpers::{event, read_sse, spawn_app, spawn_app_with, TestApp};
 
 /// A full envelope as `GET /events` serves it.
 fn envelope(position: u64, stream: &str, version: u64, recorded_at: OffsetDateTime) -> Value {
@@ -471,6 +471,76 @@ async fn imported_events_reach_subscribers_like_appended_ones() {
     import(&app, std::slice::from_ref(&more)).await;
     let delivered = sse.await.expect("sse task");
     assert_eq!(delivered, vec![events[0].clone(), events[1].clone(), more]);
+}
+
+#[tokio::test]
+async fn an_import_survives_a_restart_and_the_log_continues_after_it() {
+    let app = spawn_app().await;
+    let first = vec![
+        envelope(1, "Account-1", 1, past(0)),
+        envelope(2, "Account-1", 2, past(10)),
+    ];
+    import(&app, &first).await;
+    let app = app.restart().await;
+    assert_eq!(
+        log(&app).await,
+        first,
+        "the import was durable, times included"
+    );
+    // The restarted store knows the head, the stream versions and the last time.
+    check_refusal(
+        import(&app, &[envelope(3, "Account-1", 3, past(9))]).await,
+        StatusCode::CONFLICT,
+        "recorded_at_backwards",
+        "events[0].recorded_at",
+        3,
+    );
+    check_refusal(
+        import(&app, &[envelope(3, "Account-1", 2, past(10))]).await,
+        StatusCode::CONFLICT,
+        "wrong_version",
+        "events[0].version",
+        3,
+    );
+    let next = envelope(3, "Account-1", 3, past(10));
+    let (status, body) = import(&app, std::slice::from_ref(&next)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(log(&app).await[2], next);
+}
+
+#[tokio::test]
+async fn imports_are_counted_and_bounded_like_appends() {
+    let app = spawn_app_with(|c| c.max_batch = 2).await;
+    let events = [
+        envelope(1, "A", 1, past(0)),
+        envelope(2, "A", 2, past(0)),
+        envelope(3, "A", 3, past(0)),
+    ];
+    let (status, body) = import(&app, &events).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"], "batch_too_large");
+    import(&app, &events[..2]).await;
+    import(&app, &events[..2]).await; // a repeat: acknowledged, nothing written
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+            .parse()
+            .expect("a number")
+    };
+    assert_eq!(value("event_store_imports_total"), 2.0);
+    assert_eq!(value("event_store_imported_events_total"), 2.0);
+    assert_eq!(value("event_store_events_total"), 2.0);
+    assert_eq!(value("event_store_head_position"), 2.0);
 }
 
 /// Imports consecutive batches of `BATCH` events into the process at `address` until a request
