@@ -80,6 +80,11 @@ pub enum StartError {
     Store(#[from] es_core::ClientError),
 }
 
+/// How many accounts' states the service keeps between commands (see
+/// `es_core::Repository::with_cache`): an account keeps at most 1,000 transaction steps, so
+/// this stays within tens of MB.
+const CACHED_ACCOUNTS: usize = 1_000;
+
 /// The bound, ready-to-run service.
 pub struct Application {
     listener: Listener,
@@ -91,7 +96,9 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let client = EventStoreClient::new(&config.event_store_url)?;
         let state = AppState {
-            accounts: Repository::new(client).with_snapshots(config.snapshot_every),
+            accounts: Repository::new(client)
+                .with_snapshots(config.snapshot_every)
+                .with_cache(CACHED_ACCOUNTS),
             metrics: Arc::new(Metrics::default()),
         };
         let listener = Listener::bind("the accounts service", config.host, config.port).await?;

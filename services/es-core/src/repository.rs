@@ -1,9 +1,16 @@
 //! Loading and changing aggregates through the event store: load = latest snapshot plus the
 //! events after it; execute = load, decide, append with the loaded version, and on a version
 //! conflict catch up and decide again (bounded).
+//!
+//! With [`Repository::with_cache`], a command starts from the state this process last stored
+//! instead of loading it. The append's expected version proves that state current; a conflict
+//! catches up as usual. A refusal, or a decision to store nothing, is never trusted to a cached
+//! state: it is decided again on a fresh load, because a state that missed an event written
+//! elsewhere could refuse what the current one allows.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -26,6 +33,7 @@ pub trait Snapshotting: Aggregate + Serialize + DeserializeOwned {
 pub struct Repository<A: Aggregate> {
     client: EventStoreClient,
     snapshots: Option<SnapshotPolicy<A>>,
+    cache: Option<Arc<StateCache<A>>>,
     conflict_retry: RetryPolicy,
     page_size: usize,
     _aggregate: PhantomData<fn() -> A>,
@@ -85,6 +93,7 @@ impl<A: Aggregate> Repository<A> {
         Self {
             client,
             snapshots: None,
+            cache: None,
             conflict_retry: RetryPolicy {
                 max_attempts: 10,
                 initial_backoff: Duration::from_millis(5),
@@ -106,6 +115,14 @@ impl<A: Aggregate> Repository<A> {
             encode: encode_snapshot::<A>,
             decode: decode_snapshot::<A>,
         });
+        self
+    }
+
+    /// Keeps the state and version of the `capacity` streams this repository changed last, and
+    /// starts commands on them from that state rather than a load (see the module docs). Clones
+    /// of the repository share the cache.
+    pub fn with_cache(mut self, capacity: usize) -> Self {
+        self.cache = Some(Arc::new(StateCache::new(capacity.max(1))));
         self
     }
 
@@ -183,8 +200,33 @@ impl<A: Aggregate> Repository<A> {
     where
         A::Command: Clone,
     {
+        if let Some(cache) = &self.cache {
+            if let Some(cached) = cache.get(stream) {
+                match self
+                    .execute_loaded(stream, cached, command.clone(), context)
+                    .await
+                {
+                    Ok((executed, snapshot_version)) if executed.appended => {
+                        cache.put(stream, &executed, snapshot_version);
+                        return Ok(executed);
+                    }
+                    // Decided again below on the stream's current state.
+                    Ok(_) | Err(ExecuteError::Refused(_)) => cache.remove(stream),
+                    Err(error) => {
+                        cache.remove(stream);
+                        return Err(error);
+                    }
+                }
+            }
+        }
         let loaded = self.load(stream).await?;
-        self.execute_on(stream, loaded, command, context).await
+        let (executed, snapshot_version) = self
+            .execute_loaded(stream, loaded, command, context)
+            .await?;
+        if let Some(cache) = &self.cache {
+            cache.put(stream, &executed, snapshot_version);
+        }
+        Ok(executed)
     }
 
     /// Decides `command` on a state the caller already holds (say, a cached one) and appends
@@ -192,10 +234,26 @@ impl<A: Aggregate> Repository<A> {
     pub async fn execute_on(
         &self,
         stream: &StreamId,
-        mut loaded: Loaded<A>,
+        loaded: Loaded<A>,
         command: A::Command,
         context: &CommandContext,
     ) -> Result<Executed<A>, ExecuteError<A::Error>>
+    where
+        A::Command: Clone,
+    {
+        self.execute_loaded(stream, loaded, command, context)
+            .await
+            .map(|(executed, _)| executed)
+    }
+
+    /// [`Self::execute_on`], also returning the version of the stream's latest snapshot.
+    async fn execute_loaded(
+        &self,
+        stream: &StreamId,
+        mut loaded: Loaded<A>,
+        command: A::Command,
+        context: &CommandContext,
+    ) -> Result<(Executed<A>, u64), ExecuteError<A::Error>>
     where
         A::Command: Clone,
     {
@@ -207,49 +265,59 @@ impl<A: Aggregate> Repository<A> {
                 .handle(command.clone())
                 .map_err(ExecuteError::Refused)?;
             if events.is_empty() {
-                return Ok(Executed {
+                let executed = Executed {
                     version: loaded.version,
                     events,
                     state: loaded.state,
                     appended: false,
                     attempts: attempt,
-                });
+                };
+                return Ok((executed, loaded.snapshot_version));
             }
             let new_events = self.encode(stream, &events, context)?;
             pending_ids.extend(new_events.iter().map(|event| event.event_id));
             let expected = ExpectedVersion::Exact(loaded.version);
             match self.client.append(stream, expected, &new_events).await {
                 Ok(result) => {
-                    // A version that did not move means the store already had these event ids.
-                    let appended = result.version > loaded.version;
+                    // Stored right after the loaded version: the events follow the loaded
+                    // state. Any other version means the store already had these event ids
+                    // (it answers with their original version), and `loaded.state` stands.
+                    let appended = result.version == loaded.version + events.len() as u64;
                     let state = if appended {
                         events.iter().fold(loaded.state, A::apply)
                     } else {
                         loaded.state
                     };
                     let executed = Executed {
-                        version: result.version.max(loaded.version),
+                        version: if appended {
+                            result.version
+                        } else {
+                            loaded.version
+                        },
                         events,
                         state,
                         appended,
                         attempts: attempt,
                     };
-                    if appended {
+                    let snapshot_version = if appended {
                         self.maybe_snapshot(stream, &executed, loaded.snapshot_version)
-                            .await;
-                    }
-                    return Ok(executed);
+                            .await
+                    } else {
+                        loaded.snapshot_version
+                    };
+                    return Ok((executed, snapshot_version));
                 }
                 Err(ClientError::Refused { code, .. }) if code == PARTIAL_DUPLICATE => {
                     // Some of these ids are stored: an earlier run of the same trigger decided
                     // differently. That run's events stand; this one stores nothing.
-                    return Ok(Executed {
+                    let executed = Executed {
                         version: loaded.version,
                         events: Vec::new(),
                         state: loaded.state,
                         appended: false,
                         attempts: attempt,
-                    });
+                    };
+                    return Ok((executed, loaded.snapshot_version));
                 }
                 Err(ClientError::WrongExpectedVersion { .. }) => {
                     tracing::debug!(%stream, attempt, loaded = loaded.version, "version conflict, deciding again");
@@ -263,13 +331,14 @@ impl<A: Aggregate> Repository<A> {
                     if !ours.is_empty() {
                         // An earlier try of this command, or an earlier run of the same trigger,
                         // is stored already.
-                        return Ok(Executed {
+                        let executed = Executed {
                             version: loaded.version,
                             events: ours,
                             state: loaded.state,
                             appended: false,
                             attempts: attempt,
-                        });
+                        };
+                        return Ok((executed, loaded.snapshot_version));
                     }
                     if attempt < attempts {
                         tokio::time::sleep(self.conflict_retry.backoff(attempt)).await;
@@ -349,14 +418,15 @@ impl<A: Aggregate> Repository<A> {
             .collect()
     }
 
-    /// Saves a snapshot when `every` events were appended since the last one. A failure is only
-    /// logged: the events are stored, and the next command tries again.
-    async fn maybe_snapshot(&self, stream: &StreamId, executed: &Executed<A>, since: u64) {
+    /// Saves a snapshot when `every` events were appended since the last one (at `since`), and
+    /// returns the version of the latest snapshot. A failure is only logged: the events are
+    /// stored, and the next command tries again.
+    async fn maybe_snapshot(&self, stream: &StreamId, executed: &Executed<A>, since: u64) -> u64 {
         let Some(policy) = &self.snapshots else {
-            return;
+            return since;
         };
         if executed.version.saturating_sub(since) < policy.every {
-            return;
+            return since;
         }
         let state = match (policy.encode)(&executed.state) {
             Ok(state) => state,
@@ -366,15 +436,19 @@ impl<A: Aggregate> Repository<A> {
                     source,
                 };
                 tracing::warn!(%error, "not saving a snapshot");
-                return;
+                return since;
             }
         };
         let snapshot = Snapshot {
             version: executed.version,
             state,
         };
-        if let Err(error) = self.client.save_snapshot(stream, &snapshot).await {
-            tracing::warn!(%stream, %error, "could not save a snapshot; the next command tries again");
+        match self.client.save_snapshot(stream, &snapshot).await {
+            Ok(()) => executed.version,
+            Err(error) => {
+                tracing::warn!(%stream, %error, "could not save a snapshot; the next command tries again");
+                since
+            }
         }
     }
 }
@@ -396,6 +470,82 @@ impl CommandContext {
             metadata: Metadata::caused_by(trigger),
             derive_ids_from: Some((trigger.event_id, purpose.to_owned())),
         }
+    }
+}
+
+/// The states of the streams a repository changed last, evicted oldest first.
+#[derive(Debug)]
+struct StateCache<A> {
+    capacity: usize,
+    entries: Mutex<CacheEntries<A>>,
+}
+
+#[derive(Debug)]
+struct CacheEntries<A> {
+    states: HashMap<StreamId, Loaded<A>>,
+    /// Insertion order, for eviction; may name streams removed since.
+    order: VecDeque<StreamId>,
+}
+
+impl<A: Aggregate> StateCache<A> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: Mutex::new(CacheEntries {
+                states: HashMap::new(),
+                order: VecDeque::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheEntries<A>> {
+        // A panic while holding the lock leaves plain data behind; it is still usable.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, stream: &StreamId) -> Option<Loaded<A>> {
+        self.lock().states.get(stream).cloned()
+    }
+
+    fn remove(&self, stream: &StreamId) {
+        self.lock().states.remove(stream);
+    }
+
+    /// Keeps the state after `executed`, unless a newer one is kept already.
+    fn put(&self, stream: &StreamId, executed: &Executed<A>, snapshot_version: u64) {
+        let mut entries = self.lock();
+        if let Some(kept) = entries.states.get_mut(stream) {
+            if kept.version <= executed.version {
+                *kept = Loaded {
+                    state: executed.state.clone(),
+                    version: executed.version,
+                    snapshot_version,
+                };
+            }
+            return;
+        }
+        while entries.states.len() >= self.capacity {
+            let Some(oldest) = entries.order.pop_front() else {
+                break;
+            };
+            entries.states.remove(&oldest);
+        }
+        if entries.order.len() >= self.capacity * 2 {
+            // Drop the names of streams removed since they were inserted.
+            let CacheEntries { states, order } = &mut *entries;
+            order.retain(|s| states.contains_key(s));
+        }
+        entries.order.push_back(stream.clone());
+        entries.states.insert(
+            stream.clone(),
+            Loaded {
+                state: executed.state.clone(),
+                version: executed.version,
+                snapshot_version,
+            },
+        );
     }
 }
 

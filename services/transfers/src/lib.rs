@@ -102,6 +102,10 @@ pub enum StartError {
     Store(#[from] es_core::ClientError),
 }
 
+/// How many transfers' states the service keeps between the steps of their sagas (see
+/// `es_core::Repository::with_cache`); a transfer's state is a few hundred bytes.
+const CACHED_TRANSFERS: usize = 10_000;
+
 /// The bound, ready-to-run service.
 pub struct Application {
     listener: Listener,
@@ -113,7 +117,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let client = EventStoreClient::new(&config.event_store_url)?;
         let state = AppState {
-            transfers: Repository::new(client.clone()),
+            transfers: Repository::new(client.clone()).with_cache(CACHED_TRANSFERS),
             accounts: Repository::new(client).with_snapshots(100),
             known_accounts: KnownAccounts::default(),
             metrics: Arc::new(Metrics::default()),

@@ -1,6 +1,7 @@
 //! The event store client against the real store, spawned in-process on port 0.
 
 mod append_load;
+mod cache;
 mod execute;
 mod idempotency;
 mod partitioned;
