@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -48,6 +48,16 @@ impl Archive {
     /// created if missing) or `s3://bucket/optional/prefix`, configured by the usual `AWS_*`
     /// variables (`AWS_ENDPOINT`, `AWS_ALLOW_HTTP`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ...).
     pub fn open(location: &str) -> Result<Self, ArchiveError> {
+        Self::open_with(location, &[])
+    }
+
+    /// Like [`Archive::open`], with S3 settings given in code that take precedence over the
+    /// environment: pairs of an `AWS_*` variable's name and its value, e.g.
+    /// `("AWS_ENDPOINT", "http://127.0.0.1:9000")`. A local directory ignores them.
+    pub fn open_with(
+        location: &str,
+        s3_options: &[(String, String)],
+    ) -> Result<Self, ArchiveError> {
         let invalid = |reason: String| ArchiveError::InvalidLocation {
             location: location.to_owned(),
             reason,
@@ -57,7 +67,15 @@ impl Archive {
             if bucket.is_empty() {
                 return Err(invalid("the bucket name is missing".into()));
             }
-            let builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            for (name, value) in s3_options {
+                let key: AmazonS3ConfigKey = name.to_ascii_lowercase().parse().map_err(|_| {
+                    invalid(format!(
+                        "{name} is not an S3 setting; use the name of an AWS_* variable, e.g. AWS_ENDPOINT"
+                    ))
+                })?;
+                builder = builder.with_config(key, value);
+            }
             #[cfg(not(feature = "s3-tls"))]
             let builder = builder.with_http_connector(crate::s3http::PlainHttpConnector);
             let s3 = builder.build().map_err(|e| invalid(e.to_string()))?;

@@ -24,6 +24,10 @@ pub struct Config {
     /// `ARCHIVER_LOCATION`: a directory, `file:///dir` or `s3://bucket/prefix`; empty means
     /// `<DATA_DIR>/archive`.
     pub location: Option<String>,
+    /// S3 settings that take precedence over the `AWS_*` environment: (variable, value) pairs
+    /// such as `("AWS_ENDPOINT", "http://127.0.0.1:9000")`, for embedding the archiver with
+    /// its own bucket. Empty from [`Config::from_env`], which leaves `AWS_*` to the S3 client.
+    pub s3_options: Vec<(String, String)>,
     /// `ARCHIVER_GROUP`, `ARCHIVER_BATCH`, `ARCHIVER_POLL_WAIT_MS`,
     /// `ARCHIVER_SEGMENT_MAX_BYTES`, `ARCHIVER_SEGMENT_MAX_EVENTS`, `ARCHIVER_SEGMENT_MAX_AGE_MS`.
     pub settings: Settings,
@@ -36,6 +40,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             event_store_url: DEFAULT_EVENT_STORE_URL.to_owned(),
             location: None,
+            s3_options: Vec::new(),
             settings: Settings::default(),
         }
     }
@@ -52,6 +57,7 @@ impl Config {
             data_dir: PathBuf::from(env_or("DATA_DIR", d.data_dir.display().to_string())?),
             event_store_url: env_or("EVENT_STORE_URL", d.event_store_url.clone())?,
             location: Some(location).filter(|l| !l.is_empty()),
+            s3_options: Vec::new(),
             settings: Settings {
                 group: env_or("ARCHIVER_GROUP", s.group.clone())?,
                 batch: env_or("ARCHIVER_BATCH", s.batch)?.max(1),

@@ -229,7 +229,8 @@ fn open(arg: &ArchiveArg, config: &Config) -> anyhow::Result<Archive> {
         .archive
         .clone()
         .unwrap_or_else(|| config.archive_location());
-    Archive::open(&location).with_context(|| format!("could not open the archive {location}"))
+    Archive::open_with(&location, &config.s3_options)
+        .with_context(|| format!("could not open the archive {location}"))
 }
 
 fn client(url: &str) -> anyhow::Result<StoreClient> {

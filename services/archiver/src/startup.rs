@@ -44,7 +44,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let location = config.archive_location();
-        let archive = Archive::open(&location)?;
+        let archive = Archive::open_with(&location, &config.s3_options)?;
         let client = StoreClient::new(&config.event_store_url)?;
         let listener = TcpListener::bind(("0.0.0.0", config.port))
             .await

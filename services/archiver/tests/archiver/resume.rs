@@ -18,6 +18,7 @@ fn config(store: &Store, data: &std::path::Path) -> Config {
         data_dir: data.to_path_buf(),
         event_store_url: store.url.clone(),
         location: None,
+        s3_options: Vec::new(),
         settings,
     }
 }
