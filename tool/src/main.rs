@@ -15,7 +15,7 @@ use deployer::engine::Engine;
 use deployer::manifest::{self, Manifest};
 use deployer::plan::{self, Plan};
 use deployer::progress::Progress;
-use deployer::registry::{DockerConfig, RegistryClient};
+use deployer::registry::{self, DockerConfig, RegistryClient};
 use deployer::{down, history, lock, observe, smoke, status};
 
 /// Plan and apply a fleet of containerised services on a Docker Engine.
@@ -23,7 +23,7 @@ use deployer::{down, history, lock, observe, smoke, status};
 #[command(
     name = "deployer",
     version,
-    after_help = "Examples:\n  deployer plan -f manifests/local.yaml\n  deployer apply -f manifests/base.yaml -f manifests/ci.yaml\n  deployer smoke-test fleet/accounts:dev --port 8101\n\nExit codes: 0 success, 1 error, 2 changes pending (plan --detailed-exitcode).\nThe engine is found like the docker CLI finds it: DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH."
+    after_help = "Examples:\n  deployer plan -f manifests/local.yaml\n  deployer apply -f manifests/base.yaml -f manifests/ci.yaml\n  deployer smoke-test fleet/accounts:dev --port 8101\n\nExit codes: 0 success, 1 error, 2 changes pending (plan --detailed-exitcode).\nThe engine is found like the docker CLI finds it: DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH.\nRegistries: credentials come from $DOCKER_CONFIG/config.json, else ~/.docker/config.json\n(auths, credHelpers, credsStore; helpers are found on PATH). HTTPS trusts the system's CAs\nplus DIR/<host:port>/*.crt, DIR being $DEPLOYER_REGISTRY_CERTS, else /etc/docker/certs.d.\nlocalhost, 127.0.0.1 and [::1] registries use plain HTTP unless DIR/<host:port>/ exists."
 )]
 struct Cli {
     /// Manifest file; repeat to overlay files (later ones win).
@@ -465,6 +465,8 @@ async fn connect() -> anyhow::Result<(Engine, RegistryClient)> {
     let engine = Engine::from_env().await.context("connecting to Docker")?;
     let config =
         DockerConfig::load(&|k| std::env::var(k).ok()).context("reading the docker credentials")?;
-    let registry = RegistryClient::new(config).context("preparing the registry client")?;
+    let registry = RegistryClient::new(config)
+        .context("preparing the registry client")?
+        .with_certs_dir(registry::certs_dir(&|k| std::env::var(k).ok()));
     Ok((engine, registry))
 }

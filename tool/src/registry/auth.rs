@@ -14,6 +14,8 @@ use super::RegistryError;
 pub struct Credentials {
     pub username: String,
     pub secret: String,
+    /// Where they came from, for messages: the config file or the helper program.
+    pub source: String,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -42,6 +44,9 @@ pub struct DockerConfig {
     creds_store: Option<String>,
     #[serde(default, rename = "credHelpers")]
     cred_helpers: BTreeMap<String, String>,
+    /// The file this was read from, for messages.
+    #[serde(skip)]
+    path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -65,9 +70,16 @@ impl DockerConfig {
         };
         let path = dir.join("config.json");
         match std::fs::read_to_string(&path) {
-            Ok(text) => DockerConfig::parse(&text).map_err(|e| {
-                RegistryError::Credentials(format!("parsing {}: {e}", path.display()))
-            }),
+            Ok(text) => match DockerConfig::parse(&text) {
+                Ok(config) => Ok(DockerConfig {
+                    path: Some(path),
+                    ..config
+                }),
+                Err(e) => Err(RegistryError::Credentials(format!(
+                    "parsing {}: {e}",
+                    path.display()
+                ))),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DockerConfig::default()),
             Err(e) => Err(RegistryError::Credentials(format!(
                 "reading {}: {e}",
@@ -82,19 +94,28 @@ impl DockerConfig {
     }
 
     /// Credentials for `registry`: a `credHelpers` entry first, then `auths`, then `credsStore`.
+    /// Helpers are found on `PATH`.
     pub fn credentials(&self, registry: &str) -> Result<Option<Credentials>, RegistryError> {
         if let Some(helper) = self.cred_helpers.get(registry) {
-            return run_helper(helper, registry);
+            return run_helper(helper, registry, &self.file_name());
         }
         if let Some(entry) = self.auth_entry(registry) {
-            if let Some(c) = entry.decode(registry)? {
+            if let Some(c) = entry.decode(registry, &self.file_name())? {
                 return Ok(Some(c));
             }
         }
         if let Some(store) = &self.creds_store {
-            return run_helper(store, registry);
+            return run_helper(store, registry, &self.file_name());
         }
         Ok(None)
+    }
+
+    /// The path of the file this configuration was read from, or a general name for it.
+    pub fn file_name(&self) -> String {
+        self.path.as_ref().map_or_else(
+            || "the docker config.json".to_string(),
+            |p| p.display().to_string(),
+        )
     }
 
     fn auth_entry(&self, registry: &str) -> Option<&AuthEntry> {
@@ -111,17 +132,20 @@ impl DockerConfig {
 }
 
 impl AuthEntry {
-    fn decode(&self, registry: &str) -> Result<Option<Credentials>, RegistryError> {
+    fn decode(&self, registry: &str, file: &str) -> Result<Option<Credentials>, RegistryError> {
+        let source = format!("the auths entry in {file}");
         if let Some(token) = &self.identitytoken {
             return Ok(Some(Credentials {
                 username: "<token>".into(),
                 secret: token.clone(),
+                source,
             }));
         }
         if let (Some(u), Some(p)) = (&self.username, &self.password) {
             return Ok(Some(Credentials {
                 username: u.clone(),
                 secret: p.clone(),
+                source,
             }));
         }
         let Some(auth) = &self.auth else {
@@ -143,12 +167,21 @@ impl AuthEntry {
         Ok(Some(Credentials {
             username: u.to_string(),
             secret: p.to_string(),
+            source,
         }))
     }
 }
 
-/// Runs `docker-credential-<helper> get` with the registry on stdin.
-fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>, RegistryError> {
+/// What helpers print (with a failure status) when they hold nothing for the registry.
+const HELPER_NOT_FOUND: &str = "credentials not found";
+
+/// Runs `docker-credential-<helper> get` with the registry on stdin. A helper that holds no
+/// credentials for it (it says "credentials not found") means none; any other failure is an error.
+fn run_helper(
+    helper: &str,
+    registry: &str,
+    file: &str,
+) -> Result<Option<Credentials>, RegistryError> {
     let program = format!("docker-credential-{helper}");
     let mut child = match Command::new(&program)
         .arg("get")
@@ -160,7 +193,7 @@ fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>, Regis
         Ok(c) => c,
         Err(e) => {
             return Err(RegistryError::Credentials(format!(
-                "running {program}: {e}; install it or remove it from ~/.docker/config.json"
+                "running {program}: {e}; install it or remove it from {file}"
             )))
         }
     };
@@ -171,8 +204,20 @@ fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>, Regis
         .wait_with_output()
         .map_err(|e| RegistryError::Credentials(format!("running {program}: {e}")))?;
     if !out.status.success() {
-        // Helpers answer "credentials not found" with a failure status: no credentials.
-        return Ok(None);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stdout.contains(HELPER_NOT_FOUND) || stderr.contains(HELPER_NOT_FOUND) {
+            return Ok(None);
+        }
+        let said = [stderr.trim(), stdout.trim()]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .map(|s| format!(": {}", s.lines().next().unwrap_or(s)))
+            .unwrap_or_default();
+        return Err(RegistryError::Credentials(format!(
+            "`{program} get` failed for {registry} ({}){said}; fix the helper or remove it from {file}",
+            out.status
+        )));
     }
     #[derive(serde::Deserialize)]
     struct HelperAnswer {
@@ -181,11 +226,15 @@ fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>, Regis
         #[serde(rename = "Secret")]
         secret: String,
     }
-    let answer: HelperAnswer = serde_json::from_slice(&out.stdout)
-        .map_err(|e| RegistryError::Credentials(format!("reading the answer of {program}: {e}")))?;
+    let answer: HelperAnswer = serde_json::from_slice(&out.stdout).map_err(|e| {
+        RegistryError::Credentials(format!(
+            "reading the answer of `{program} get` for {registry}: {e}; fix the helper or remove it from {file}"
+        ))
+    })?;
     Ok(Some(Credentials {
         username: answer.username,
         secret: answer.secret,
+        source: program,
     }))
 }
 

@@ -1,16 +1,36 @@
 //! Registry client: resolves an image tag to its manifest digest through the registry HTTP API
 //! (v2), without pulling. Handles bearer-token and basic auth with credentials from the docker
-//! CLI's `config.json` (`auths`, `credsStore`, `credHelpers`).
+//! CLI's `config.json` (`auths`, `credsStore`, `credHelpers`), and private CAs laid out like the
+//! Docker daemon's `/etc/docker/certs.d/<host:port>/*.crt`.
 
 mod auth;
 mod http_client;
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
 use http::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, Method, StatusCode};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::CertificateDer;
 use sha2::Digest as _;
 
 pub use auth::{Challenge, Credentials, DockerConfig};
-use http_client::HttpClient;
+use http_client::{HttpClient, SendError};
+
+/// The variable naming the directory of per-registry CA certificates.
+pub const CERTS_DIR_ENV: &str = "DEPLOYER_REGISTRY_CERTS";
+/// Where the Docker daemon keeps per-registry CA certificates; the default of [`CERTS_DIR_ENV`].
+pub const DEFAULT_CERTS_DIR: &str = "/etc/docker/certs.d";
+
+/// The directory of per-registry CA certificates: `$DEPLOYER_REGISTRY_CERTS`, else
+/// `/etc/docker/certs.d`. `<dir>/<host:port>/*.crt` are the CAs trusted for that registry.
+pub fn certs_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    env(CERTS_DIR_ENV)
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_CERTS_DIR), PathBuf::from)
+}
 
 /// Manifest media types we accept, most specific last (the registry picks).
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -25,11 +45,38 @@ pub enum RegistryError {
         "cannot reach registry {registry}: {detail}; check the address and that the registry runs"
     )]
     Unreachable { registry: String, detail: String },
-    #[error("registry {registry} refused access to {repository} ({status}); run `docker login {registry}` or check the credentials")]
+    #[error("authentication to registry {registry} failed: {config} holds no credentials for it; run `docker login {registry}`")]
+    NoCredentials {
+        registry: String,
+        repository: String,
+        config: String,
+    },
+    #[error("authentication to registry {registry} failed: it refused user {username} from {from}; run `docker login {registry}` again or fix the credentials there")]
+    AuthFailed {
+        registry: String,
+        repository: String,
+        username: String,
+        from: String,
+    },
+    #[error("registry {registry} refused access to {repository} ({status}); check that the credentials may pull it")]
     Denied {
         registry: String,
         repository: String,
         status: u16,
+    },
+    #[error("the certificate of registry {registry} is not trusted ({detail}); put the certificate of the CA that signed it in {ca_file}, or set {CERTS_DIR_ENV} to a directory laid out like {DEFAULT_CERTS_DIR}")]
+    Untrusted {
+        registry: String,
+        detail: String,
+        ca_file: String,
+    },
+    #[error("registry {registry} answered 400 to plain HTTP; if it serves HTTPS, put the certificate of the CA that signed it in {ca_file} (a loopback registry is spoken to over HTTPS only when that directory exists)")]
+    PlainHttpRefused { registry: String, ca_file: String },
+    #[error("reading the CA certificates for registry {registry} in {dir}: {detail}; put PEM certificates in files ending .crt there")]
+    Certificates {
+        registry: String,
+        dir: String,
+        detail: String,
     },
     #[error("image {image} not found in registry {registry}; push it first or fix the tag")]
     NotFound { registry: String, image: String },
@@ -44,22 +91,39 @@ pub enum RegistryError {
     Credentials(String),
 }
 
-/// Resolves tags to digests; keeps one HTTP connection pool. HTTPS uses rustls with the ring
-/// provider and the system's root certificates.
+/// Resolves tags to digests; keeps one HTTP connection pool, plus one per registry that has
+/// its own CA certificates. HTTPS uses rustls with the ring provider and the system's root
+/// certificates, plus `<certs dir>/<host:port>/*.crt` for that registry.
 #[derive(Debug, Clone)]
 pub struct RegistryClient {
     http: HttpClient,
     config: DockerConfig,
+    certs_dir: PathBuf,
+    with_own_ca: Arc<Mutex<HashMap<String, HttpClient>>>,
 }
 
 impl RegistryClient {
-    /// A client using `config` for credentials.
+    /// A client using `config` for credentials and CA certificates from `/etc/docker/certs.d`.
     pub fn new(config: DockerConfig) -> Result<RegistryClient, RegistryError> {
-        let http = HttpClient::new().map_err(|detail| RegistryError::Unreachable {
+        let http = HttpClient::new(&[]).map_err(|detail| RegistryError::Unreachable {
             registry: "(any)".into(),
             detail: format!("preparing the HTTPS client: {detail}"),
         })?;
-        Ok(RegistryClient { http, config })
+        Ok(RegistryClient {
+            http,
+            config,
+            certs_dir: PathBuf::from(DEFAULT_CERTS_DIR),
+            with_own_ca: Arc::default(),
+        })
+    }
+
+    /// The same client, taking per-registry CA certificates from `dir` (see [`certs_dir`]).
+    pub fn with_certs_dir(self, dir: impl Into<PathBuf>) -> RegistryClient {
+        RegistryClient {
+            certs_dir: dir.into(),
+            with_own_ca: Arc::default(),
+            ..self
+        }
     }
 
     /// Credentials for `registry`, if the docker configuration has any.
@@ -69,31 +133,27 @@ impl RegistryClient {
 
     /// The manifest digest (`sha256:...`) that `reference` (a tag or digest) points to in
     /// `repository` on `registry` (`host[:port]`). Plain HTTP is used for `localhost`,
-    /// `127.0.0.1` and `[::1]`, as Docker treats those as insecure registries; HTTPS otherwise.
+    /// `127.0.0.1` and `[::1]`, as Docker treats those as insecure registries, unless the certs
+    /// directory has a folder for the registry; HTTPS otherwise.
     pub async fn resolve(
         &self,
         registry: &str,
         repository: &str,
         reference: &str,
     ) -> Result<String, RegistryError> {
-        let url = format!(
-            "{}://{registry}/v2/{repository}/manifests/{reference}",
-            scheme_for(registry)
-        );
+        let (scheme, http) = self.endpoint(registry)?;
+        let url = format!("{scheme}://{registry}/v2/{repository}/manifests/{reference}");
         let image = format!("{registry}/{repository}:{reference}");
-        let unreachable = |detail: String| RegistryError::Unreachable {
-            registry: registry.to_string(),
-            detail,
-        };
+        let unreachable = |e: SendError| self.send_error(registry, e);
 
         let mut auth_header: Option<String> = None;
+        let mut sent: Option<Credentials> = None;
         for attempt in 0..2 {
             let mut headers = vec![(ACCEPT, MANIFEST_ACCEPT.to_string())];
             if let Some(h) = &auth_header {
                 headers.push((AUTHORIZATION, h.clone()));
             }
-            let resp = self
-                .http
+            let resp = http
                 .send(Method::HEAD, &url, &headers, false)
                 .await
                 .map_err(unreachable)?;
@@ -103,8 +163,7 @@ impl RegistryClient {
                         return Ok(d);
                     }
                     // Some registries omit the header on HEAD: fetch and hash the manifest.
-                    let resp = self
-                        .http
+                    let resp = http
                         .send(Method::GET, &url, &headers, true)
                         .await
                         .map_err(unreachable)?;
@@ -122,17 +181,11 @@ impl RegistryClient {
                         .get(WWW_AUTHENTICATE)
                         .and_then(|v| v.to_str().ok())
                         .and_then(Challenge::parse);
-                    let creds = self.config.credentials(registry)?;
+                    sent = self.config.credentials(registry)?;
                     auth_header = Some(match challenge {
-                        Some(Challenge::Basic) | None => match creds {
+                        Some(Challenge::Basic) | None => match &sent {
                             Some(c) => c.basic_header(),
-                            None => {
-                                return Err(RegistryError::Denied {
-                                    registry: registry.to_string(),
-                                    repository: repository.to_string(),
-                                    status: 401,
-                                })
-                            }
+                            None => return Err(self.auth_failed(registry, repository, None)),
                         },
                         Some(Challenge::Bearer {
                             realm,
@@ -143,23 +196,34 @@ impl RegistryClient {
                                 scope.unwrap_or_else(|| format!("repository:{repository}:pull"));
                             let token = self
                                 .fetch_token(
+                                    &http,
                                     registry,
                                     repository,
                                     &realm,
                                     service.as_deref(),
                                     &scope,
-                                    creds.as_ref(),
+                                    sent.as_ref(),
                                 )
                                 .await?;
                             format!("Bearer {token}")
                         }
                     });
                 }
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                StatusCode::UNAUTHORIZED => {
+                    return Err(self.auth_failed(registry, repository, sent.as_ref()))
+                }
+                StatusCode::FORBIDDEN => {
                     return Err(RegistryError::Denied {
                         registry: registry.to_string(),
                         repository: repository.to_string(),
-                        status: resp.status.as_u16(),
+                        status: 403,
+                    })
+                }
+                // Go's TLS servers answer a plain HTTP request so.
+                StatusCode::BAD_REQUEST if scheme == "http" => {
+                    return Err(RegistryError::PlainHttpRefused {
+                        registry: registry.to_string(),
+                        ca_file: self.ca_file(registry),
                     })
                 }
                 StatusCode::NOT_FOUND => {
@@ -178,15 +242,81 @@ impl RegistryClient {
                 }
             }
         }
-        Err(RegistryError::Denied {
-            registry: registry.to_string(),
-            repository: repository.to_string(),
-            status: 401,
-        })
+        Err(self.auth_failed(registry, repository, sent.as_ref()))
     }
 
+    /// The scheme and the client for `registry`: HTTPS trusting `<certs dir>/<registry>/*.crt`
+    /// when that folder exists, else [`scheme_for`] and the system's roots.
+    fn endpoint(&self, registry: &str) -> Result<(&'static str, HttpClient), RegistryError> {
+        let dir = self.certs_dir.join(registry);
+        if !dir.is_dir() {
+            return Ok((scheme_for(registry), self.http.clone()));
+        }
+        let mut clients = self.with_own_ca.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(registry) {
+            return Ok(("https", c.clone()));
+        }
+        let failed = |detail: String| RegistryError::Certificates {
+            registry: registry.to_string(),
+            dir: dir.display().to_string(),
+            detail,
+        };
+        let cas = read_cas(&dir).map_err(failed)?;
+        let client = HttpClient::new(&cas).map_err(failed)?;
+        clients.insert(registry.to_string(), client.clone());
+        Ok(("https", client))
+    }
+
+    /// Where the CA certificate for `registry` belongs.
+    fn ca_file(&self, registry: &str) -> String {
+        self.certs_dir
+            .join(registry)
+            .join("ca.crt")
+            .display()
+            .to_string()
+    }
+
+    fn send_error(&self, registry: &str, e: SendError) -> RegistryError {
+        if e.untrusted {
+            RegistryError::Untrusted {
+                registry: registry.to_string(),
+                detail: e.detail,
+                ca_file: self.ca_file(registry),
+            }
+        } else {
+            RegistryError::Unreachable {
+                registry: registry.to_string(),
+                detail: e.detail,
+            }
+        }
+    }
+
+    /// A 401: no credentials were found, or the ones sent were refused.
+    fn auth_failed(
+        &self,
+        registry: &str,
+        repository: &str,
+        sent: Option<&Credentials>,
+    ) -> RegistryError {
+        match sent {
+            None => RegistryError::NoCredentials {
+                registry: registry.to_string(),
+                repository: repository.to_string(),
+                config: self.config.file_name(),
+            },
+            Some(c) => RegistryError::AuthFailed {
+                registry: registry.to_string(),
+                repository: repository.to_string(),
+                username: c.username.clone(),
+                from: c.source.clone(),
+            },
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn fetch_token(
         &self,
+        http: &HttpClient,
         registry: &str,
         repository: &str,
         realm: &str,
@@ -210,14 +340,21 @@ impl RegistryClient {
         if let Some(c) = creds {
             headers.push((AUTHORIZATION, c.basic_header()));
         }
-        let resp = self
-            .http
+        let resp = http
             .send(Method::GET, url.as_str(), &headers, true)
             .await
-            .map_err(|e| RegistryError::Unreachable {
-                registry: registry.to_string(),
-                detail: format!("fetching a token from {realm}: {e}"),
+            .map_err(|e| {
+                self.send_error(
+                    registry,
+                    SendError {
+                        detail: format!("fetching a token from {realm}: {}", e.detail),
+                        ..e
+                    },
+                )
             })?;
+        if resp.status == StatusCode::UNAUTHORIZED {
+            return Err(self.auth_failed(registry, repository, creds));
+        }
         if !resp.status.is_success() {
             return Err(RegistryError::Denied {
                 registry: registry.to_string(),
@@ -249,6 +386,29 @@ pub fn scheme_for(registry: &str) -> &'static str {
     } else {
         "https"
     }
+}
+
+/// The PEM certificates in the `*.crt` files of `dir`, in name order.
+fn read_cas(dir: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| e.to_string())?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+        .collect();
+    files.sort();
+    let mut cas = Vec::new();
+    for file in files {
+        let name = file.display();
+        let pem = std::fs::read(&file).map_err(|e| format!("reading {name}: {e}"))?;
+        let before = cas.len();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            cas.push(cert.map_err(|e| format!("{name}: {e}"))?);
+        }
+        if cas.len() == before {
+            return Err(format!("{name} holds no PEM certificate"));
+        }
+    }
+    Ok(cas)
 }
 
 fn digest_header(headers: &HeaderMap) -> Option<String> {

@@ -8,3 +8,4 @@ mod support;
 mod apply;
 mod cli;
 mod registry;
+mod registry_access;

@@ -213,7 +213,7 @@ async fn bearer_token_auth_uses_credentials_from_the_docker_config() {
         .expect_err("no credentials, no token");
     assert_eq!(
         err.to_string(),
-        format!("registry {addr} refused access to team/api (401); run `docker login {addr}` or check the credentials")
+        format!("authentication to registry {addr} failed: the docker config.json holds no credentials for it; run `docker login {addr}`")
     );
     server.abort();
 }

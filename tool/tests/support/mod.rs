@@ -204,41 +204,94 @@ impl Drop for Project {
     }
 }
 
-/// Debian's `docker-registry` on 127.0.0.1 on a free port, with storage in a temp dir.
+/// Debian's `docker-registry` on 127.0.0.1 on a free port, with storage in a temp dir. A
+/// registry guarded by basic auth or TLS gets a plain sibling on the same storage, `push_addr`,
+/// so tests push without credentials or certificates.
 pub struct Registry {
     pub addr: String,
-    child: Child,
-    _dir: tempfile::TempDir,
+    pub push_addr: String,
+    children: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+/// How a registry guards itself: an htpasswd file's text, a PEM certificate and key.
+#[derive(Default)]
+pub struct Guard {
+    pub htpasswd: Option<String>,
+    pub tls: Option<(String, String)>,
 }
 
 impl Registry {
     pub async fn start() -> Registry {
+        Registry::start_guarded(Guard::default()).await
+    }
+
+    pub async fn start_guarded(guard: Guard) -> Registry {
         let bin = Path::new("/usr/bin/docker-registry");
         assert!(
             bin.exists(),
             "docker-registry is not installed; run `apt-get install -y docker-registry` (ci/test.sh does)"
         );
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = format!(
+        let guarded = guard.htpasswd.is_some() || guard.tls.is_some();
+        let mut registry = Registry {
+            addr: String::new(),
+            push_addr: String::new(),
+            children: Vec::new(),
+            dir,
+        };
+        registry.push_addr = registry.serve("plain", &Guard::default());
+        registry.wait_for_http(&registry.push_addr.clone()).await;
+        registry.addr = if guarded {
+            let addr = registry.serve("guarded", &guard);
+            wait_for_listener(&addr).await;
+            addr
+        } else {
+            registry.push_addr.clone()
+        };
+        registry
+    }
+
+    /// Starts one `docker-registry serve` on the shared storage; returns its address.
+    fn serve(&mut self, name: &str, guard: &Guard) -> String {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut config = format!(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-            dir.path().join("data").display()
+            self.dir.path().join("data").display()
         );
-        let config_path = dir.path().join("config.yml");
+        if let Some((cert, key)) = &guard.tls {
+            let cert_path = self.dir.path().join(format!("{name}.crt"));
+            let key_path = self.dir.path().join(format!("{name}.key"));
+            std::fs::write(&cert_path, cert).expect("write certificate");
+            std::fs::write(&key_path, key).expect("write key");
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert_path.display(),
+                key_path.display()
+            ));
+        }
+        if let Some(htpasswd) = &guard.htpasswd {
+            let path = self.dir.path().join(format!("{name}.htpasswd"));
+            std::fs::write(&path, htpasswd).expect("write htpasswd");
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: deployer-test\n    path: {}\n",
+                path.display()
+            ));
+        }
+        let config_path = self.dir.path().join(format!("{name}.yml"));
         std::fs::write(&config_path, config).expect("write registry config");
-        let child = Command::new(bin)
+        let child = Command::new("/usr/bin/docker-registry")
             .arg("serve")
             .arg(&config_path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting docker-registry");
-        let registry = Registry {
-            addr: addr.clone(),
-            child,
-            _dir: dir,
-        };
+        self.children.push(child);
+        addr
+    }
+
+    async fn wait_for_http(&self, addr: &str) {
         let started = Instant::now();
         loop {
             if let Ok(r) = reqwest::get(format!("http://{addr}/v2/")).await {
@@ -252,12 +305,73 @@ impl Registry {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        registry
+    }
+
+    /// Uploads a one-layer OCI image whose config names `variant` as `<repo>:<tag>` through the
+    /// registry HTTP API (no Docker needed); returns its manifest digest, as computed here.
+    pub async fn upload(&self, repo: &str, tag: &str, variant: &str) -> String {
+        use sha2::Digest as _;
+        let sha = |b: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)));
+        let http = reqwest::Client::new();
+        let base = format!("http://{}/v2/{repo}", self.push_addr);
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"variant":"{variant}"}}}},"rootfs":{{"type":"layers","diff_ids":["sha256:{}"]}}}}"#,
+            "0".repeat(64)
+        );
+        let layer = format!("layer of {variant}");
+        for blob in [config.as_bytes(), layer.as_bytes()] {
+            let started = http
+                .post(format!("{base}/blobs/uploads/"))
+                .send()
+                .await
+                .expect("start a blob upload");
+            assert_eq!(started.status().as_u16(), 202, "start a blob upload");
+            let location = started.headers()["location"]
+                .to_str()
+                .expect("location")
+                .to_string();
+            let location = if location.starts_with('/') {
+                format!("http://{}{location}", self.push_addr)
+            } else {
+                location
+            };
+            let sep = if location.contains('?') { '&' } else { '?' };
+            let done = http
+                .put(format!("{location}{sep}digest={}", sha(blob)))
+                .header("content-type", "application/octet-stream")
+                .body(blob.to_vec())
+                .send()
+                .await
+                .expect("finish a blob upload");
+            assert_eq!(done.status().as_u16(), 201, "finish a blob upload");
+        }
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}}]}}"#,
+            sha(config.as_bytes()),
+            config.len(),
+            sha(layer.as_bytes()),
+            layer.len()
+        );
+        let resp = http
+            .put(format!("{base}/manifests/{tag}"))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(manifest.clone())
+            .send()
+            .await
+            .expect("put the manifest");
+        let status = resp.status().as_u16();
+        assert_eq!(
+            status,
+            201,
+            "put the manifest: {}",
+            resp.text().await.unwrap_or_default()
+        );
+        sha(manifest.as_bytes())
     }
 
     /// Tags `local` as `<addr>/<repo>` and pushes it; returns the pushed reference.
     pub fn push(&self, local: &str, repo: &str) -> String {
-        let remote = format!("{}/{repo}", self.addr);
+        let remote = format!("{}/{repo}", self.push_addr);
         run(Command::new("docker").args(["tag", local, &remote]));
         run(Command::new("docker").args(["push", &remote]));
         remote
@@ -266,8 +380,23 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits until something accepts TCP connections on `addr` (a registry speaking TLS or asking
+/// for credentials, which a plain `GET /v2/` cannot judge).
+async fn wait_for_listener(addr: &str) {
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "docker-registry did not listen on {addr}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
