@@ -5,37 +5,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use es_core::partitioned::{self, PartitionedGroup};
-use es_core::{Repository, StreamId};
 use uuid::Uuid;
 
-use crate::support::{new_stream, TestStore, Wallet, WalletCommand};
-
-async fn wallet(store: &TestStore, deposits: i64) -> StreamId {
-    let stream = new_stream();
-    let repository = Repository::<Wallet>::new(store.client.clone());
-    repository
-        .execute(
-            &stream,
-            WalletCommand::Open {
-                owner: "ada".into(),
-            },
-        )
-        .await
-        .expect("open");
-    for amount in 1..=deposits {
-        repository
-            .execute(&stream, WalletCommand::Deposit { amount })
-            .await
-            .expect("deposit");
-    }
-    stream
-}
+use crate::support::{write_events, TestStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_key_is_handled_in_log_order_and_a_failed_event_comes_again() {
     let store = TestStore::spawn().await;
-    let a = wallet(&store, 3).await;
-    let b = wallet(&store, 2).await;
+    let a = write_events(&store, 3).await;
+    let b = write_events(&store, 2).await;
     let last = store
         .client
         .read_all(0, 100, Duration::ZERO)

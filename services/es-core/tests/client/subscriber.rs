@@ -1,32 +1,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use es_core::{EventEnvelope, Repository, Subscriber};
+use es_core::{EventEnvelope, Subscriber};
 use uuid::Uuid;
 
-use crate::support::{new_stream, TestStore, Wallet, WalletCommand};
-
-/// Opens a wallet and makes `deposits` deposits: 1 + deposits events.
-async fn write_events(store: &TestStore, deposits: i64) -> es_core::StreamId {
-    let stream = new_stream();
-    let repository = Repository::<Wallet>::new(store.client.clone());
-    repository
-        .execute(
-            &stream,
-            WalletCommand::Open {
-                owner: "ada".into(),
-            },
-        )
-        .await
-        .expect("open");
-    for amount in 1..=deposits {
-        repository
-            .execute(&stream, WalletCommand::Deposit { amount })
-            .await
-            .expect("deposit");
-    }
-    stream
-}
+use crate::support::{write_events, TestStore};
 
 fn group() -> String {
     format!("test-{}", Uuid::new_v4())

@@ -205,3 +205,25 @@ impl Aggregate for Wallet {
 }
 
 impl Snapshotting for Wallet {}
+
+/// Opens a wallet and makes `deposits` deposits: 1 + deposits events.
+pub async fn write_events(store: &TestStore, deposits: i64) -> StreamId {
+    let stream = new_stream();
+    let repository = es_core::Repository::<Wallet>::new(store.client.clone());
+    repository
+        .execute(
+            &stream,
+            WalletCommand::Open {
+                owner: "ada".into(),
+            },
+        )
+        .await
+        .expect("open");
+    for amount in 1..=deposits {
+        repository
+            .execute(&stream, WalletCommand::Deposit { amount })
+            .await
+            .expect("deposit");
+    }
+    stream
+}
