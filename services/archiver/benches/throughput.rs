@@ -19,7 +19,6 @@ struct Store {
 }
 
 async fn spawn_store() -> Store {
-    archiver::store::ensure_crypto_provider();
     let dir = tempfile::tempdir().expect("temp dir");
     let app = event_store::Application::build(event_store::Config::ephemeral(dir.path()))
         .await

@@ -87,18 +87,9 @@ impl StoreError {
     }
 }
 
-/// Makes building an HTTP client safe: workspace-wide feature unification can build reqwest
-/// with rustls but without a crypto provider (another workspace member asks for
-/// `rustls-no-provider`), and then building a client panics. Installing ring as the process
-/// default is idempotent and costs nothing when TLS is never used.
-pub fn ensure_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 impl StoreClient {
     /// A client for the store at `base_url`, such as `http://event-store:8100`.
     pub fn new(base_url: &str) -> Result<Self, StoreError> {
-        ensure_crypto_provider();
         let invalid = |reason: String| StoreError::InvalidUrl {
             url: base_url.to_owned(),
             reason,

@@ -21,7 +21,6 @@ pub struct Store {
 
 impl Store {
     pub async fn spawn() -> Store {
-        archiver::store::ensure_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir for the store");
         let app = event_store::Application::build(event_store::Config::ephemeral(dir.path()))
             .await
