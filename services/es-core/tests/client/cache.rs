@@ -2,7 +2,7 @@
 //! expected version proves it current, and a refusal or duplicate is decided on the store's
 //! current state.
 
-use es_core::{CommandContext, Repository};
+use es_core::{CommandContext, Repository, StreamId};
 use uuid::Uuid;
 
 use crate::support::{new_stream, TestStore, Wallet, WalletCommand};
@@ -13,17 +13,43 @@ fn open() -> WalletCommand {
     }
 }
 
-#[tokio::test]
-async fn a_cached_state_behind_the_stream_catches_up_on_the_conflict() {
+/// A caching repository and a plain one (a writer elsewhere) on one store, and a new stream.
+struct Two {
+    _store: TestStore,
+    stream: StreamId,
+    cached: Repository<Wallet>,
+    elsewhere: Repository<Wallet>,
+}
+
+async fn two(capacity: usize) -> Two {
     let store = TestStore::spawn().await;
-    let stream = new_stream();
-    let cached = Repository::<Wallet>::new(store.client.clone()).with_cache(10);
-    let elsewhere = Repository::<Wallet>::new(store.client.clone());
-    cached.execute(&stream, open()).await.expect("open");
-    elsewhere
-        .execute(&stream, WalletCommand::Deposit { amount: 10 })
+    Two {
+        stream: new_stream(),
+        cached: Repository::new(store.client.clone()).with_cache(capacity),
+        elsewhere: Repository::new(store.client.clone()),
+        _store: store,
+    }
+}
+
+/// Opens the stream through the cache, then deposits 10 elsewhere: the cached state is behind.
+async fn opened_then_deposited_elsewhere() -> Two {
+    let t = two(10).await;
+    t.cached.execute(&t.stream, open()).await.expect("open");
+    t.elsewhere
+        .execute(&t.stream, WalletCommand::Deposit { amount: 10 })
         .await
         .expect("deposit elsewhere");
+    t
+}
+
+#[tokio::test]
+async fn a_cached_state_behind_the_stream_catches_up_on_the_conflict() {
+    let Two {
+        _store,
+        stream,
+        cached,
+        ..
+    } = opened_then_deposited_elsewhere().await;
 
     let deposited = cached
         .execute(&stream, WalletCommand::Deposit { amount: 5 })
@@ -48,15 +74,12 @@ async fn a_cached_state_behind_the_stream_catches_up_on_the_conflict() {
 
 #[tokio::test]
 async fn a_refusal_on_a_cached_state_is_decided_again_on_the_current_one() {
-    let store = TestStore::spawn().await;
-    let stream = new_stream();
-    let cached = Repository::<Wallet>::new(store.client.clone()).with_cache(10);
-    let elsewhere = Repository::<Wallet>::new(store.client.clone());
-    cached.execute(&stream, open()).await.expect("open");
-    elsewhere
-        .execute(&stream, WalletCommand::Deposit { amount: 10 })
-        .await
-        .expect("deposit elsewhere");
+    let Two {
+        _store,
+        stream,
+        cached,
+        ..
+    } = opened_then_deposited_elsewhere().await;
 
     // The cached state has balance 0 and would refuse; the current one allows it.
     let withdrawn = cached
@@ -68,10 +91,12 @@ async fn a_refusal_on_a_cached_state_is_decided_again_on_the_current_one() {
 
 #[tokio::test]
 async fn a_redelivered_trigger_on_a_stale_cache_is_stored_once() {
-    let store = TestStore::spawn().await;
-    let stream = new_stream();
-    let cached = Repository::<Wallet>::new(store.client.clone()).with_cache(10);
-    let elsewhere = Repository::<Wallet>::new(store.client.clone());
+    let Two {
+        _store,
+        stream,
+        cached,
+        elsewhere,
+    } = two(10).await;
     cached.execute(&stream, open()).await.expect("open");
     let trigger = CommandContext {
         derive_ids_from: Some((Uuid::new_v4(), "deposit".into())),
@@ -106,9 +131,12 @@ async fn a_redelivered_trigger_on_a_stale_cache_is_stored_once() {
 
 #[tokio::test]
 async fn the_oldest_streams_are_evicted_beyond_the_capacity() {
-    let store = TestStore::spawn().await;
-    let cached = Repository::<Wallet>::new(store.client.clone()).with_cache(2);
-    let elsewhere = Repository::<Wallet>::new(store.client.clone());
+    let Two {
+        _store,
+        cached,
+        elsewhere,
+        ..
+    } = two(2).await;
     let streams = [new_stream(), new_stream(), new_stream()];
     for stream in &streams {
         cached.execute(stream, open()).await.expect("open");
