@@ -8,9 +8,10 @@
 # artifact), apply. The fleet is manifests/ci.yaml's (project bank-ci, gateway on
 # 127.0.0.1:8088 unless PROJECT / GATEWAY_PORT say otherwise).
 #
-# Registry: $REGISTRY when set. Otherwise Debian's docker-registry is started on 127.0.0.1:5000
-# (storage and pid in target/ci/registry/) unless one already answers there; it keeps running
-# after the pipeline so the fleet's images stay pullable. Stop it with:
+# Registry: $REGISTRY when set. Otherwise Debian's docker-registry (installed with apt-get when
+# missing) is started on 127.0.0.1:5000 (storage and pid in target/ci/registry/) unless one
+# already answers there; it keeps running after the pipeline so the fleet's images stay
+# pullable. Stop it with:
 #   kill "$(cat target/ci/registry/pid)"
 # manifests/ci.yaml names every service's image, so when the registry lacks another service's
 # image of this version (a fresh registry), that image is built and pushed first (stages image
@@ -20,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SERVICES=(event-store accounts transfers account-view gateway archiver indexer)
-[ $# -eq 1 ] || { sed -n '2,21p' "$0" >&2; exit 2; }
+[ $# -eq 1 ] || { sed -n '2,19p' "$0" >&2; exit 2; }
 service=$1
 [[ " ${SERVICES[*]} " == *" $service "* ]] || { echo "pipeline: unknown service $service; one of: ${SERVICES[*]}" >&2; exit 2; }
 started=$(date +%s)
@@ -42,7 +43,14 @@ if [ -z "${REGISTRY:-}" ]; then
   export REGISTRY=127.0.0.1:5000
   if ! answers "http://$REGISTRY/v2/"; then
     bin=$(command -v docker-registry || echo /usr/bin/docker-registry)
-    [ -x "$bin" ] || { echo "pipeline: no registry at $REGISTRY and docker-registry is not installed; apt-get install docker-registry, or set REGISTRY" >&2; exit 1; }
+    if [ ! -x "$bin" ]; then
+      echo "pipeline: no registry at $REGISTRY; installing Debian's docker-registry (or set REGISTRY)" >&2
+      if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-registry >/dev/null
+      # The package's own service listens on :5000 on every interface; this pipeline runs its own.
+      $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    fi
     dir=target/ci/registry
     mkdir -p "$dir/data"
     cat >"$dir/config.yml" <<YAML
@@ -65,7 +73,10 @@ YAML
   fi
 fi
 
-run_stage() { echo "=== [$service] $1" >&2; ci/stage.sh "$1" "$2"; }
+run_stage() {
+  echo "=== [$service] $1" >&2
+  ci/stage.sh "$1" "$2" || { echo "pipeline: stage $1 of $2 failed" >&2; exit 1; }
+}
 
 run_stage build-test "$service"
 run_stage image "$service"

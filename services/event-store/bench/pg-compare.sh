@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side comparison: the event-store append benchmark, then a naive PostgreSQL events
 # table (bigserial position, unique (stream_id, version), jsonb data) driven by pgbench with 64
-# clients, both fsync'd per commit (PostgreSQL defaults: fsync=on, synchronous_commit=on).
+# clients over TCP on 127.0.0.1 (as the event store's clients are), both fsync'd per commit
+# (PostgreSQL defaults: fsync=on, synchronous_commit=on).
 #
 # Usage: services/event-store/bench/pg-compare.sh [seconds-per-scenario]
 # Needs the Debian `postgresql` package (apt-get install postgresql); run as root or as a user
@@ -36,9 +37,9 @@ echo
 echo "== naive PostgreSQL events table ($("$PGBIN/postgres" --version), pgbench -c 64 -j 2 -T $SECS)"
 "${AS[@]}" "$PGBIN/initdb" -D "$WORK/data" -U postgres -A trust >/dev/null
 "${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/log" -w \
-  -o "-p $PORT -k $WORK -c listen_addresses='' -c max_connections=100 -c shared_buffers=256MB -c fsync=on -c synchronous_commit=on" \
+  -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=100 -c shared_buffers=256MB -c fsync=on -c synchronous_commit=on" \
   start >/dev/null
-PSQL=("${AS[@]}" "$PGBIN/psql" -q -h "$WORK" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1)
+PSQL=("${AS[@]}" "$PGBIN/psql" -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1)
 "${PSQL[@]}" <<'SQL'
 CREATE TABLE events (
   position    bigserial PRIMARY KEY,
@@ -75,7 +76,7 @@ chmod a+r "$WORK"/*.sql
 run() {
   local name="$1" script="$2" per_tx="$3"
   local out
-  out="$("${AS[@]}" "$PGBIN/pgbench" -n -h "$WORK" -p "$PORT" -U postgres -c 64 -j 2 -T "$SECS" -M prepared -f "$script" postgres 2>&1)"
+  out="$("${AS[@]}" "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -c 64 -j 2 -T "$SECS" -M prepared -f "$script" postgres 2>&1)"
   local tps lat
   tps="$(grep -oP 'tps = \K[0-9.]+' <<<"$out" | head -1)"
   lat="$(grep -oP 'latency average = \K[0-9.]+' <<<"$out" | head -1)"

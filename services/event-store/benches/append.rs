@@ -137,6 +137,81 @@ fn cpu_seconds(pid: &str) -> f64 {
     ticks / 100.0
 }
 
+/// One keep-alive HTTP/1.1 connection that speaks just enough of the protocol to post a JSON
+/// body and read a `Content-Length` answer. The append runs use it instead of reqwest so that
+/// the load generator, which shares the machine's cores with the server, costs little CPU (as
+/// pgbench does on the PostgreSQL side); the server sees ordinary HTTP/1.1 requests.
+struct RawConnection {
+    stream: tokio::net::TcpStream,
+    host: String,
+    buffer: Vec<u8>,
+}
+
+impl RawConnection {
+    async fn open(address: &str) -> RawConnection {
+        let host = address.trim_start_matches("http://").to_owned();
+        let stream = tokio::net::TcpStream::connect(&host)
+            .await
+            .expect("connect to the event store");
+        stream.set_nodelay(true).expect("set TCP_NODELAY");
+        RawConnection {
+            stream,
+            host,
+            buffer: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Posts `body` to `path`; returns the status and the answer's body.
+    async fn post(&mut self, path: &str, body: &str) -> (u16, Vec<u8>) {
+        use tokio::io::AsyncWriteExt;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send the request");
+        self.buffer.clear();
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut response = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(head) =
+                response.parse(&self.buffer).expect("an HTTP/1.1 answer")
+            {
+                let status = response.code.expect("a status code");
+                let length: usize = response
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+                    .expect("a content-length header");
+                while self.buffer.len() < head + length {
+                    self.read_more().await;
+                }
+                assert_eq!(
+                    self.buffer.len(),
+                    head + length,
+                    "the server answered more than was asked"
+                );
+                return (status, self.buffer[head..].to_vec());
+            }
+            self.read_more().await;
+        }
+    }
+
+    async fn read_more(&mut self) {
+        use tokio::io::AsyncReadExt;
+        let read = self
+            .stream
+            .read_buf(&mut self.buffer)
+            .await
+            .expect("read the answer");
+        assert!(read > 0, "the server closed the connection");
+    }
+}
+
 /// `clients` tasks, each appending batches of `batch` events to its own stream for `secs`.
 async fn append_run(
     server: &Server,
@@ -147,17 +222,20 @@ async fn append_run(
 ) -> Figures {
     let address = &server.address;
     let server_pid = server.child.id().to_string();
-    let server_cpu = cpu_seconds(&server_pid);
-    let client_cpu = cpu_seconds("self");
     let client = client();
     let appends_before = metric(&client, address, "event_store_appends_total").await;
     let commits_before = metric(&client, address, "event_store_commits_total").await;
+    let mut connections = Vec::new();
+    for _ in 0..clients {
+        connections.push(RawConnection::open(address).await);
+    }
+    let server_cpu = cpu_seconds(&server_pid);
+    let client_cpu = cpu_seconds("self");
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..clients {
-        let client = client.clone();
-        let url = format!("{address}/streams/{label}-{c}/events");
+    for (c, mut connection) in connections.into_iter().enumerate() {
+        let path = format!("/streams/{label}-{c}/events");
         tasks.push(tokio::spawn(async move {
             let mut latency = Histogram::<u64>::new(3).expect("histogram");
             let mut version = 0u64;
@@ -165,20 +243,18 @@ async fn append_run(
             while Instant::now() < deadline {
                 let body = append_body(version, batch, version);
                 let sent = Instant::now();
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("append request");
-                assert_eq!(response.status(), 200, "append failed");
-                let bytes = response.bytes().await.expect("append answer");
+                let (status, answer) = connection.post(&path, &body).await;
                 latency
                     .record(sent.elapsed().as_micros() as u64)
                     .expect("record");
+                assert_eq!(
+                    status,
+                    200,
+                    "append failed: {}",
+                    String::from_utf8_lossy(&answer)
+                );
                 let answer: AppendAnswer =
-                    serde_json::from_slice(&bytes).expect("append answer JSON");
+                    serde_json::from_slice(&answer).expect("append answer JSON");
                 version = answer.version;
                 count += batch as u64;
             }
@@ -192,15 +268,18 @@ async fn append_run(
         total += count;
         latency.add(h).expect("merge histograms");
     }
+    let elapsed = started.elapsed();
+    let server_cpu = cpu_seconds(&server_pid) - server_cpu;
+    let client_cpu = cpu_seconds("self") - client_cpu;
     let appends = metric(&client, address, "event_store_appends_total").await - appends_before;
     let commits = metric(&client, address, "event_store_commits_total").await - commits_before;
     Figures {
         appends_per_commit: appends / commits.max(1.0),
         events: total,
-        elapsed: started.elapsed(),
+        elapsed,
         latency,
-        server_cpu: cpu_seconds(&server_pid) - server_cpu,
-        client_cpu: cpu_seconds("self") - client_cpu,
+        server_cpu,
+        client_cpu,
     }
 }
 

@@ -680,7 +680,7 @@ async fn metrics(State(state): State<AppState>) -> Result<MetricsText, AppError>
     )
     .counter(
         "event_store_commits_total",
-        "Write transactions committed (one fsync each); appends_total / commits_total is the group-commit factor.",
+        "Write groups made durable (one fsync each: a journal record, or a SQLite commit for consumer groups and snapshots); appends_total / commits_total is the group-commit factor.",
         state.storage().commits(),
     )
     .gauge(

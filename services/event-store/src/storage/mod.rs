@@ -11,6 +11,7 @@
 //!   accepted only if it continues the log exactly (next position, next versions, no earlier
 //!   time than the last event's, no later than the store's clock).
 
+mod journal;
 pub mod sqlite;
 
 use futures::future::BoxFuture;

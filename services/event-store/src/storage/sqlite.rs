@@ -1,12 +1,20 @@
-//! The SQLite backend: one file in WAL mode with `synchronous=FULL`, one writer thread that
-//! group-commits every queued write in one transaction (one fsync acknowledges many appends),
-//! and a small pool of reader connections used from `spawn_blocking`.
+//! The SQLite backend: one file in WAL mode with `synchronous=FULL`, one writer thread, and a
+//! small pool of reader connections used from `spawn_blocking`.
+//!
+//! The writer takes every queued write as one group and makes the group durable with one
+//! fsync. Its SQLite transaction stays open across groups for up to [`COMMIT_INTERVAL`]: each
+//! group's new events are made durable by one record in the [`Journal`] (a sequential write and
+//! an `fdatasync`), and SQLite commits the many groups together, so a b-tree page that many
+//! appends touch is written once per SQLite commit instead of once per group. Until SQLite
+//! commits, readers find those events in the [`Tail`]; after a crash, start-up replays the
+//! journal's events that SQLite lacks. Writes to consumer groups and snapshots are not
+//! journaled: a group holding one commits SQLite before it is answered.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -17,6 +25,7 @@ use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 use uuid::Uuid;
 
+use super::journal::{Journal, JournalEvent};
 use super::{
     AsOf, CommittedEvents, GlobalQuery, GlobalSlice, ImportConflict, Storage, StorageError,
     StreamQuery, StreamSlice,
@@ -58,6 +67,7 @@ pub struct SqliteStorage {
     read_permits: Arc<Semaphore>,
     commits: Arc<AtomicU64>,
     live: broadcast::Sender<CommittedEvents>,
+    tail: Arc<RwLock<Tail>>,
 }
 
 impl SqliteStorage {
@@ -68,6 +78,9 @@ impl SqliteStorage {
         configure_writer(&conn)
             .map_err(|e| StorageError::backend("configuring the database", e))?;
         create_schema(&mut conn).map_err(|e| StorageError::backend("creating the schema", e))?;
+        let (journal, journaled) = Journal::open(&path.with_extension("journal"))
+            .map_err(|e| StorageError::backend("opening the journal", e))?;
+        replay(&mut conn, journaled)?;
         let (head, last_recorded) = conn
             .query_row(
                 "SELECT coalesce(max(position), 0), coalesce(max(recorded_at), 0) FROM events",
@@ -82,6 +95,10 @@ impl SqliteStorage {
         let wal_frames = Arc::new(AtomicU64::new(0));
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
+        let tail = Arc::new(RwLock::new(Tail {
+            base: head,
+            ..Tail::default()
+        }));
         let writer = Writer {
             conn,
             head,
@@ -92,6 +109,10 @@ impl SqliteStorage {
             commits: commits.clone(),
             live: live.clone(),
             wal_frames: wal_frames.clone(),
+            journal,
+            tail: tail.clone(),
+            open_since: None,
+            failed: false,
         };
         let thread = std::thread::Builder::new()
             .name("event-store-writer".to_owned())
@@ -124,6 +145,7 @@ impl SqliteStorage {
             read_permits: Arc::new(Semaphore::new(options.read_connections.max(1))),
             commits,
             live,
+            tail,
         })
     }
 
@@ -169,8 +191,15 @@ impl Storage for SqliteStorage {
     }
 
     fn read_stream(&self, query: StreamQuery) -> BoxFuture<'_, Result<StreamSlice, StorageError>> {
-        self.read("reading a stream", move |conn| read_stream(conn, &query))
-            .boxed()
+        let (base, tail) = self
+            .tail
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stream(query.stream_id.as_str());
+        self.read("reading a stream", move |conn| {
+            read_stream(conn, &query, base, tail)
+        })
+        .boxed()
     }
 
     fn read_all(&self, query: GlobalQuery) -> BoxFuture<'_, Result<GlobalSlice, StorageError>> {
@@ -181,8 +210,26 @@ impl Storage for SqliteStorage {
                     scanned_to: query.after,
                 });
             }
-            self.read("reading the global log", move |conn| read_all(conn, &query))
-                .await
+            let (base, tail) = self
+                .tail
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .global(&query);
+            if query.after >= base {
+                // All of it is in the tail: no need to ask SQLite.
+                return Ok(merge_global(&query, Vec::new(), tail));
+            }
+            self.read("reading the global log", move |conn| {
+                let stored = read_all(
+                    conn,
+                    &GlobalQuery {
+                        up_to: query.up_to.min(base),
+                        ..query.clone()
+                    },
+                )?;
+                Ok(merge_global(&query, stored.events, tail))
+            })
+            .await
         }
         .boxed()
     }
@@ -333,6 +380,8 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     // Keep the WAL file's size after a checkpoint so it is overwritten rather than regrown.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.pragma_update(None, "cache_size", -32_768)?;
+    // A batch's savepoint copies each page it touches first; keep those copies in memory.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
@@ -491,6 +540,14 @@ enum Outcome {
 /// Cap on cached stream versions; the cache is cleared when it grows past this.
 const VERSION_CACHE_CAP: usize = 200_000;
 
+/// How long the writer keeps one SQLite transaction open across groups before committing it.
+/// Until then the groups' events are durable in the journal and readable from the [`Tail`].
+const COMMIT_INTERVAL: Duration = Duration::from_millis(50);
+/// The writer commits SQLite sooner once the journal holds this many bytes ...
+const JOURNAL_LIMIT: u64 = 1024 * 1024;
+/// ... or the tail this many events.
+const TAIL_LIMIT: usize = 16_384;
+
 struct Writer {
     conn: Connection,
     head: u64,
@@ -503,6 +560,13 @@ struct Writer {
     live: broadcast::Sender<CommittedEvents>,
     /// Frames in the WAL as last seen by a checkpoint (see [`WAL_RESTART_FRAMES`]).
     wal_frames: Arc<AtomicU64>,
+    journal: Journal,
+    tail: Arc<RwLock<Tail>>,
+    /// When the open SQLite transaction began; `None` when none is open.
+    open_since: Option<Instant>,
+    /// A SQLite commit failed: acknowledged events are only in the journal, so the writer
+    /// stops and a restart replays them.
+    failed: bool,
 }
 
 /// What a group changes, applied to the writer only after its commit.
@@ -518,9 +582,32 @@ struct GroupState {
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<WriteCmd>) {
+        let waiter = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                tracing::error!(%error, "the writer could not start its timer");
+                return;
+            }
+        };
         let mut group = Vec::with_capacity(self.max_group);
-        loop {
-            let Some(first) = rx.blocking_recv() else {
+        while !self.failed {
+            let first = match self.open_since {
+                None => waiter.block_on(rx.recv()),
+                Some(since) => {
+                    let wait = COMMIT_INTERVAL.saturating_sub(since.elapsed());
+                    match waiter.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+                        Ok(cmd) => cmd,
+                        Err(_) => {
+                            self.commit_open();
+                            continue;
+                        }
+                    }
+                }
+            };
+            let Some(first) = first else {
                 break;
             };
             group.push(first);
@@ -532,8 +619,18 @@ impl Writer {
             }
             let closing = group.iter().any(|c| matches!(c, WriteCmd::Close));
             self.commit_group(std::mem::take(&mut group));
-            if self.wal_frames.load(Ordering::Relaxed) >= WAL_RESTART_FRAMES {
-                self.finish_checkpoint();
+            let due = self.open_since.is_some_and(|since| {
+                since.elapsed() >= COMMIT_INTERVAL
+                    || self.journal.len() >= JOURNAL_LIMIT
+                    || self
+                        .tail
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .len()
+                        >= TAIL_LIMIT
+            });
+            if due || closing {
+                self.commit_open();
             }
             if closing {
                 break;
@@ -541,52 +638,161 @@ impl Writer {
         }
         // Later senders see a closed channel; queued commands drop and their callers get `Closed`.
         rx.close();
-        tracing::info!(head = self.head, "writer stopped");
+        if self.failed {
+            tracing::error!(
+                head = self.head,
+                "writer stopped after a failed commit; restart the store to replay the journal"
+            );
+        } else {
+            tracing::info!(head = self.head, "writer stopped");
+        }
     }
 
-    /// Commits `cmds` in one transaction and answers each; if the transaction fails as a whole,
-    /// retries each command alone so one bad write cannot fail its neighbours.
+    /// Opens the SQLite transaction that groups write into, unless one is open.
+    fn begin(&mut self) -> rusqlite::Result<()> {
+        if self.open_since.is_none() {
+            self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            self.open_since = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Commits the open SQLite transaction (an fsync of the WAL), then restarts the journal and
+    /// empties the tail: everything up to the head is now in SQLite.
+    fn commit_open(&mut self) -> bool {
+        if self.open_since.take().is_none() {
+            return true;
+        }
+        if let Err(error) = self
+            .conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut c| c.execute([]))
+        {
+            tracing::error!(%error, "committing to SQLite failed");
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.failed = true;
+            return false;
+        }
+        self.journal.restart();
+        self.tail
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reset(self.head);
+        if self.wal_frames.load(Ordering::Relaxed) >= WAL_RESTART_FRAMES {
+            self.finish_checkpoint();
+        }
+        true
+    }
+
+    /// Writes `cmds` into the open transaction and makes them durable: the new events through
+    /// one journal record, or, when the group also changes consumer groups or snapshots, by
+    /// committing SQLite. Answers each command after that. If the group fails as a whole, its
+    /// writes are undone and each command is retried alone, so one bad write cannot fail its
+    /// neighbours.
     fn commit_group(&mut self, cmds: Vec<WriteCmd>) {
-        match self.try_group(&cmds) {
-            Ok((outcomes, state)) => {
-                self.commits.fetch_add(1, Ordering::Relaxed);
-                self.head = state.head;
-                self.last_recorded = state.last_recorded;
-                if self.versions.len() + state.versions.len() > VERSION_CACHE_CAP {
-                    self.versions.clear();
-                }
-                self.versions.extend(state.versions);
-                // Push to live subscribers first, so one woken by the head finds the events.
-                if self.live.receiver_count() > 0 {
-                    let events = committed_events(&cmds, &outcomes, state.stamp);
-                    if !events.is_empty() {
-                        let _ = self.live.send(Arc::new(events));
-                    }
-                }
-                self.head_tx.send_if_modified(|h| {
-                    let changed = *h != self.head;
-                    *h = self.head;
-                    changed
-                });
-                for (cmd, outcome) in cmds.into_iter().zip(outcomes) {
-                    answer(cmd, outcome);
-                }
-            }
-            Err(error) if cmds.len() > 1 => {
-                tracing::warn!(%error, size = cmds.len(), "group commit failed; retrying its writes one by one");
-                for cmd in cmds {
-                    self.commit_group(vec![cmd]);
-                }
-            }
+        let written = self.begin().and_then(|()| self.write_group(&cmds));
+        let (outcomes, state) = match written {
+            Ok(written) => written,
             Err(error) => {
-                tracing::error!(%error, "write failed");
-                for cmd in cmds {
-                    fail(
-                        cmd,
-                        StorageError::backend("committing a write", clone_error(&error)),
-                    );
+                self.undo_group();
+                if cmds.len() > 1 {
+                    tracing::warn!(%error, size = cmds.len(), "group commit failed; retrying its writes one by one");
+                    for cmd in cmds {
+                        if !self.failed {
+                            self.commit_group(vec![cmd]);
+                        }
+                    }
+                } else {
+                    tracing::error!(%error, "write failed");
+                    fail_all(cmds, &error.to_string());
                 }
+                return;
             }
+        };
+        let events = committed_events(&cmds, &outcomes, state.stamp);
+        // Consumer groups and snapshots are not journaled: they are durable once SQLite commits.
+        let commit_now = cmds.iter().any(|c| {
+            matches!(
+                c,
+                WriteCmd::PutSubscription { .. }
+                    | WriteCmd::Ack { .. }
+                    | WriteCmd::PutSnapshot { .. }
+            )
+        });
+        if !commit_now && !events.is_empty() {
+            if let Err(error) = self.journal.append(&events, |e| to_micros(e.recorded_at)) {
+                tracing::error!(%error, path = %self.journal.path().display(), "writing the journal failed");
+                self.undo_group();
+                fail_all(cmds, &format!("writing the journal: {error}"));
+                return;
+            }
+        }
+        self.head = state.head;
+        self.last_recorded = state.last_recorded;
+        if self.versions.len() + state.versions.len() > VERSION_CACHE_CAP {
+            self.versions.clear();
+        }
+        self.versions.extend(state.versions);
+        if commit_now && !self.commit_open() {
+            fail_all(cmds, "the SQLite commit failed");
+            return;
+        }
+        if !events.is_empty() || commit_now {
+            self.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        if !events.is_empty() {
+            let events = Arc::new(events);
+            if !commit_now {
+                self.tail
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(events.clone());
+            }
+            // Push to live subscribers first, so one woken by the head finds the events.
+            if self.live.receiver_count() > 0 {
+                let _ = self.live.send(events);
+            }
+        }
+        self.head_tx.send_if_modified(|h| {
+            let changed = *h != self.head;
+            *h = self.head;
+            changed
+        });
+        for (cmd, outcome) in cmds.into_iter().zip(outcomes) {
+            answer(cmd, outcome);
+        }
+    }
+
+    /// Takes the open transaction back to the acknowledged state after a group failed part way:
+    /// rolls it back and writes the tail's events (acknowledged, journaled, not yet in SQLite)
+    /// again. A group needs no savepoint this way (a savepoint copies every page it touches).
+    /// If even that fails, the writer stops; a restart replays the journal.
+    fn undo_group(&mut self) {
+        if self.open_since.take().is_none() {
+            return;
+        }
+        let redone = self.conn.execute_batch("ROLLBACK").and_then(|()| {
+            self.begin()?;
+            let tail = self.tail.read().unwrap_or_else(PoisonError::into_inner);
+            let mut insert = self.conn.prepare_cached(INSERT_EVENT)?;
+            for e in tail.groups.iter().flat_map(|g| g.iter()) {
+                insert.execute(params![
+                    to_i64(e.position),
+                    e.stream_id,
+                    to_i64(e.version),
+                    &e.event_id.as_bytes()[..],
+                    e.event_type,
+                    e.schema_version,
+                    e.data.get(),
+                    e.metadata.get(),
+                    to_micros(e.recorded_at),
+                ])?;
+            }
+            Ok(())
+        });
+        if let Err(error) = redone {
+            tracing::error!(%error, "restoring the acknowledged writes after a failed group failed");
+            self.failed = true;
         }
     }
 
@@ -604,7 +810,7 @@ impl Writer {
         }
     }
 
-    fn try_group(&mut self, cmds: &[WriteCmd]) -> rusqlite::Result<(Vec<Outcome>, GroupState)> {
+    fn write_group(&mut self, cmds: &[WriteCmd]) -> rusqlite::Result<(Vec<Outcome>, GroupState)> {
         let now = now_micros();
         let mut state = GroupState {
             head: self.head,
@@ -612,24 +818,22 @@ impl Writer {
             last_recorded: self.last_recorded,
             versions: HashMap::new(),
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = &self.conn;
         let mut outcomes = Vec::with_capacity(cmds.len());
         for cmd in cmds {
             let outcome = match cmd {
                 WriteCmd::Append { batch, .. } => {
-                    Outcome::Append(append(&tx, &self.versions, &mut state, batch)?)
+                    Outcome::Append(append(tx, &self.versions, &mut state, batch)?)
                 }
                 WriteCmd::Import { batch, .. } => {
-                    Outcome::Import(import(&tx, &self.versions, &mut state, batch)?)
+                    Outcome::Import(import(tx, &self.versions, &mut state, batch)?)
                 }
                 WriteCmd::PutSubscription { group, spec, .. } => {
-                    Outcome::Subscription(put_subscription(&tx, &state, group, spec)?)
+                    Outcome::Subscription(put_subscription(tx, &state, group, spec)?)
                 }
                 WriteCmd::Ack {
                     group, position, ..
-                } => Outcome::Subscription(ack(&tx, &state, group, *position)?),
+                } => Outcome::Subscription(ack(tx, &state, group, *position)?),
                 WriteCmd::PutSnapshot {
                     stream_id,
                     snapshot,
@@ -654,8 +858,69 @@ impl Writer {
             };
             outcomes.push(outcome);
         }
-        tx.commit()?;
         Ok((outcomes, state))
+    }
+}
+
+/// Events acknowledged but not yet committed to SQLite, for readers: every event after `base`
+/// is here, in position order. Readers take what they need from it first and then read SQLite
+/// only up to `base`, which SQLite held before `base` was set.
+#[derive(Default)]
+struct Tail {
+    base: u64,
+    groups: Vec<CommittedEvents>,
+    /// Per stream, (group index, event index) in version order.
+    streams: HashMap<String, Vec<(u32, u32)>>,
+    len: usize,
+}
+
+impl Tail {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, events: CommittedEvents) {
+        let g = u32::try_from(self.groups.len()).unwrap_or(u32::MAX);
+        for (i, event) in (0u32..).zip(events.iter()) {
+            self.streams
+                .entry(event.stream_id.clone())
+                .or_default()
+                .push((g, i));
+        }
+        self.len += events.len();
+        self.groups.push(events);
+    }
+
+    fn reset(&mut self, base: u64) {
+        self.base = base;
+        self.groups.clear();
+        self.streams.clear();
+        self.len = 0;
+    }
+
+    /// (base, the stream's events in the tail).
+    fn stream(&self, stream: &str) -> (u64, Vec<RecordedEvent>) {
+        let events = self.streams.get(stream).map_or_else(Vec::new, |at| {
+            at.iter()
+                .map(|&(g, i)| self.groups[g as usize][i as usize].clone())
+                .collect()
+        });
+        (self.base, events)
+    }
+
+    /// (base, the tail's events with `after < position <= up_to` that match, at most `limit`).
+    fn global(&self, query: &GlobalQuery) -> (u64, Vec<RecordedEvent>) {
+        let events = self
+            .groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .skip_while(|e| e.position <= query.after)
+            .take_while(|e| e.position <= query.up_to)
+            .filter(|e| query.filter.matches(&e.event_type, &e.stream_id))
+            .take(query.limit)
+            .cloned()
+            .collect();
+        (self.base, events)
     }
 }
 
@@ -733,6 +998,19 @@ fn answer(cmd: WriteCmd, outcome: Outcome) {
     }
 }
 
+/// Fails every command of a group with the same backend error.
+fn fail_all(cmds: Vec<WriteCmd>, error: &str) {
+    for cmd in cmds {
+        fail(
+            cmd,
+            StorageError::backend(
+                "committing a write",
+                std::io::Error::other(error.to_owned()),
+            ),
+        );
+    }
+}
+
 fn fail(cmd: WriteCmd, error: StorageError) {
     match cmd {
         WriteCmd::Append { reply, .. } => {
@@ -751,10 +1029,6 @@ fn fail(cmd: WriteCmd, error: StorageError) {
     }
 }
 
-fn clone_error(error: &rusqlite::Error) -> std::io::Error {
-    std::io::Error::other(error.to_string())
-}
-
 /// Appends one batch inside the group's transaction. The outer error aborts the group; the
 /// inner one is this batch's answer (nothing of it was written).
 ///
@@ -762,7 +1036,7 @@ fn clone_error(error: &rusqlite::Error) -> std::io::Error {
 /// unique index on (stream_id, event_id) detects a repeat. Only a version mismatch or a
 /// detected repeat looks the event ids up, to tell an idempotent retry from a conflict.
 fn append(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     cache: &HashMap<String, u64>,
     state: &mut GroupState,
     batch: &AppendBatch,
@@ -813,17 +1087,13 @@ fn append(
 
 /// Inserts the batch after `current`; updates `state` only when every insert succeeded.
 fn insert_events(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     state: &mut GroupState,
     batch: &AppendBatch,
     current: u64,
 ) -> rusqlite::Result<AppendOutcome> {
     let stream = batch.stream_id.as_str();
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO events
-         (position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
+    let mut insert = tx.prepare_cached(INSERT_EVENT)?;
     let mut version = current;
     let mut position = state.head;
     for event in &batch.events {
@@ -853,7 +1123,7 @@ fn insert_events(
 
 /// The stream's version as of this point of the group.
 fn current_version(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     cache: &HashMap<String, u64>,
     state: &mut GroupState,
     stream: &str,
@@ -877,7 +1147,7 @@ fn current_version(
 /// times lie between the last event's and this group's stamp. The outer error aborts the
 /// group; the inner one is this batch's answer (nothing of it was written).
 fn import(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     cache: &HashMap<String, u64>,
     state: &mut GroupState,
     batch: &ImportBatch,
@@ -960,12 +1230,8 @@ fn import(
     }))
 }
 
-fn insert_imported(tx: &rusqlite::Transaction<'_>, batch: &ImportBatch) -> rusqlite::Result<()> {
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO events
-         (position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
+fn insert_imported(tx: &Connection, batch: &ImportBatch) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(INSERT_EVENT)?;
     for e in &batch.events {
         insert.execute(params![
             to_i64(e.position),
@@ -984,7 +1250,7 @@ fn insert_imported(tx: &rusqlite::Transaction<'_>, batch: &ImportBatch) -> rusql
 
 /// The first event of the batch whose id its stream already holds.
 fn find_imported_id(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     batch: &ImportBatch,
 ) -> rusqlite::Result<Option<ImportConflict>> {
     let mut lookup =
@@ -1011,7 +1277,7 @@ fn find_imported_id(
 /// A batch wholly at or below the head: the idempotent answer if the store holds exactly these
 /// events at these positions (a retried import whose answer was lost), else `Differs`.
 fn import_repeat(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     batch: &ImportBatch,
 ) -> rusqlite::Result<Result<ImportOutcome, StorageError>> {
     let first = batch.first_position();
@@ -1054,7 +1320,7 @@ fn import_repeat(
 /// When some event of the batch is already in the stream: the idempotent answer if all are
 /// (the original version and position), `PartialDuplicate` if only some are; `None` if none.
 fn find_repeat(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     batch: &AppendBatch,
 ) -> rusqlite::Result<Option<Result<AppendOutcome, StorageError>>> {
     let mut lookup = tx.prepare_cached(
@@ -1088,7 +1354,7 @@ fn find_repeat(
 }
 
 fn put_subscription(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     state: &GroupState,
     group: &GroupName,
     spec: &SubscriptionSpec,
@@ -1136,7 +1402,7 @@ fn put_subscription(
 }
 
 fn ack(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     state: &GroupState,
     group: &GroupName,
     position: u64,
@@ -1163,36 +1429,57 @@ fn ack(
 // ---------------------------------------------------------------------------------------------
 // Reads
 
+const INSERT_EVENT: &str = "INSERT INTO events
+     (position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
 const EVENT_COLUMNS: &str =
     "position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at";
 
-fn read_stream(conn: &Connection, query: &StreamQuery) -> rusqlite::Result<StreamSlice> {
+/// Reads a stream from SQLite up to position `base` and from `tail`, the stream's events after
+/// `base` (see [`Tail`]).
+fn read_stream(
+    conn: &Connection,
+    query: &StreamQuery,
+    base: u64,
+    tail: Vec<RecordedEvent>,
+) -> rusqlite::Result<StreamSlice> {
     let tx = conn.unchecked_transaction()?;
     let stream = query.stream_id.as_str();
-    let current = tx
-        .prepare_cached(
-            "SELECT version FROM events WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1",
-        )?
-        .query_row([stream], |row| get_u64(row, 0))
-        .optional()?
-        .unwrap_or(0);
+    let current = match tail.last() {
+        Some(last) => last.version,
+        None => tx
+            .prepare_cached(
+                "SELECT version FROM events WHERE stream_id = ?1 AND position <= ?2
+                 ORDER BY version DESC LIMIT 1",
+            )?
+            .query_row(params![stream, to_i64(base)], |row| get_u64(row, 0))
+            .optional()?
+            .unwrap_or(0),
+    };
     let version = match query.as_of {
         AsOf::Now => current,
         AsOf::Version(v) => v.min(current),
-        AsOf::Time(t) => tx
-            .prepare_cached(
-                "SELECT version FROM events WHERE stream_id = ?1 AND recorded_at <= ?2
-                 ORDER BY version DESC LIMIT 1",
-            )?
-            .query_row(params![stream, to_micros(t)], |row| get_u64(row, 0))
-            .optional()?
-            .unwrap_or(0),
+        AsOf::Time(t) => match tail.iter().rev().find(|e| e.recorded_at <= t) {
+            Some(e) => e.version,
+            None => tx
+                .prepare_cached(
+                    "SELECT version FROM events
+                     WHERE stream_id = ?1 AND recorded_at <= ?2 AND position <= ?3
+                     ORDER BY version DESC LIMIT 1",
+                )?
+                .query_row(params![stream, to_micros(t), to_i64(base)], |row| {
+                    get_u64(row, 0)
+                })
+                .optional()?
+                .unwrap_or(0),
+        },
     };
     let mut events = Vec::new();
     if version >= query.from_version && query.limit > 0 {
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS} FROM events
-             WHERE stream_id = ?1 AND version >= ?2 AND version <= ?3
+             WHERE stream_id = ?1 AND version >= ?2 AND version <= ?3 AND position <= ?5
              ORDER BY version LIMIT ?4"
         ))?;
         let rows = stmt.query_map(
@@ -1200,15 +1487,99 @@ fn read_stream(conn: &Connection, query: &StreamQuery) -> rusqlite::Result<Strea
                 stream,
                 to_i64(query.from_version),
                 to_i64(version),
-                to_i64(query.limit as u64)
+                to_i64(query.limit as u64),
+                to_i64(base)
             ],
             row_to_event,
         )?;
         for row in rows {
             events.push(row?);
         }
+        let room = query.limit - events.len();
+        events.extend(
+            tail.into_iter()
+                .filter(|e| e.version >= query.from_version && e.version <= version)
+                .take(room),
+        );
     }
     Ok(StreamSlice { version, events })
+}
+
+/// Joins the events SQLite returned (all before the tail's) with the tail's, at most
+/// `query.limit`, and says how far the reader has seen.
+fn merge_global(
+    query: &GlobalQuery,
+    mut events: Vec<RecordedEvent>,
+    tail: Vec<RecordedEvent>,
+) -> GlobalSlice {
+    events.extend(tail);
+    events.truncate(query.limit);
+    let scanned_to = if events.len() >= query.limit {
+        events.last().map_or(query.up_to, |e| e.position)
+    } else {
+        query.up_to
+    };
+    GlobalSlice { events, scanned_to }
+}
+
+/// Writes the journal's events that SQLite lacks (those after its last position), in one
+/// transaction, before the store serves anything.
+fn replay(conn: &mut Connection, journaled: Vec<JournalEvent>) -> Result<(), StorageError> {
+    let head: i64 = conn
+        .query_row("SELECT coalesce(max(position), 0) FROM events", [], |row| {
+            row.get(0)
+        })
+        .map_err(|e| StorageError::backend("reading the head position", e))?;
+    let head = u64::try_from(head).unwrap_or(0);
+    let missing: Vec<JournalEvent> = journaled
+        .into_iter()
+        .filter(|e| e.position > head)
+        .collect();
+    let Some(first) = missing.first() else {
+        return Ok(());
+    };
+    if first.position != head + 1 {
+        return Err(StorageError::backend(
+            "replaying the journal",
+            std::io::Error::other(format!(
+                "the journal continues at position {}, but the database ends at {head}; \
+                 the journal does not belong to this database",
+                first.position
+            )),
+        ));
+    }
+    let count = missing.len();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| StorageError::backend("replaying the journal", e))?;
+    {
+        let mut insert = tx
+            .prepare_cached(INSERT_EVENT)
+            .map_err(|e| StorageError::backend("replaying the journal", e))?;
+        for e in &missing {
+            insert
+                .execute(params![
+                    to_i64(e.position),
+                    e.stream_id,
+                    to_i64(e.version),
+                    &e.event_id.as_bytes()[..],
+                    e.event_type,
+                    e.schema_version,
+                    e.data.get(),
+                    e.metadata.get(),
+                    e.recorded_at,
+                ])
+                .map_err(|e| StorageError::backend("replaying the journal", e))?;
+        }
+    }
+    tx.commit()
+        .map_err(|e| StorageError::backend("replaying the journal", e))?;
+    tracing::info!(
+        events = count,
+        from = head + 1,
+        "replayed acknowledged events from the journal"
+    );
+    Ok(())
 }
 
 fn read_all(conn: &Connection, query: &GlobalQuery) -> rusqlite::Result<GlobalSlice> {
