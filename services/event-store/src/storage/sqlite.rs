@@ -10,7 +10,7 @@
 //! journal's events that SQLite lacks. Writes to consumer groups and snapshots are not
 //! journaled: a group holding one commits SQLite before it is answered.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -104,6 +104,7 @@ impl SqliteStorage {
             head,
             last_recorded,
             versions: HashMap::new(),
+            ids: KnownIds::default(),
             head_tx,
             max_group: options.max_group.max(1),
             commits: commits.clone(),
@@ -454,7 +455,9 @@ fn create_schema(conn: &mut Connection) -> rusqlite::Result<()> {
             recorded_at    INTEGER NOT NULL
         );
         CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events (stream_id, version);
-        CREATE UNIQUE INDEX IF NOT EXISTS events_stream_event_id ON events (stream_id, event_id);
+        -- Repeated event ids are found in memory (see KnownIds); stores made before that had
+        -- this index, which only slowed their commits.
+        DROP INDEX IF EXISTS events_stream_event_id;
         CREATE TABLE IF NOT EXISTS subscriptions (
             name          TEXT    PRIMARY KEY,
             checkpoint    INTEGER NOT NULL,
@@ -554,6 +557,7 @@ struct Writer {
     last_recorded: i64,
     /// Current version of recently written streams.
     versions: HashMap<String, u64>,
+    ids: KnownIds,
     head_tx: watch::Sender<u64>,
     max_group: usize,
     commits: Arc<AtomicU64>,
@@ -578,6 +582,8 @@ struct GroupState {
     /// `recorded_at` of the last event written so far (before the group: the store's last).
     last_recorded: i64,
     versions: HashMap<String, u64>,
+    /// Event ids this group wrote, per stream (added to [`KnownIds`] once it is durable).
+    new_ids: HashMap<String, Vec<Uuid>>,
 }
 
 impl Writer {
@@ -733,6 +739,7 @@ impl Writer {
             self.versions.clear();
         }
         self.versions.extend(state.versions);
+        self.ids.add(state.new_ids);
         if commit_now && !self.commit_open() {
             fail_all(cmds, "the SQLite commit failed");
             return;
@@ -771,6 +778,8 @@ impl Writer {
         if self.open_since.take().is_none() {
             return;
         }
+        // A set loaded during the failed group may hold ids of its undone writes.
+        self.ids.clear();
         let redone = self.conn.execute_batch("ROLLBACK").and_then(|()| {
             self.begin()?;
             let tail = self.tail.read().unwrap_or_else(PoisonError::into_inner);
@@ -817,17 +826,26 @@ impl Writer {
             stamp: now.max(self.last_recorded),
             last_recorded: self.last_recorded,
             versions: HashMap::new(),
+            new_ids: HashMap::new(),
         };
         let tx = &self.conn;
         let mut outcomes = Vec::with_capacity(cmds.len());
         for cmd in cmds {
             let outcome = match cmd {
-                WriteCmd::Append { batch, .. } => {
-                    Outcome::Append(append(tx, &self.versions, &mut state, batch)?)
-                }
-                WriteCmd::Import { batch, .. } => {
-                    Outcome::Import(import(tx, &self.versions, &mut state, batch)?)
-                }
+                WriteCmd::Append { batch, .. } => Outcome::Append(append(
+                    tx,
+                    &self.versions,
+                    &mut self.ids,
+                    &mut state,
+                    batch,
+                )?),
+                WriteCmd::Import { batch, .. } => Outcome::Import(import(
+                    tx,
+                    &self.versions,
+                    &mut self.ids,
+                    &mut state,
+                    batch,
+                )?),
                 WriteCmd::PutSubscription { group, spec, .. } => {
                     Outcome::Subscription(put_subscription(tx, &state, group, spec)?)
                 }
@@ -859,6 +877,70 @@ impl Writer {
             outcomes.push(outcome);
         }
         Ok((outcomes, state))
+    }
+}
+
+/// Most event ids [`KnownIds`] holds; past this it forgets every stream and loads them again
+/// as they are written (about 20 bytes per id).
+const KNOWN_IDS_CAP: usize = 1_000_000;
+
+/// The event ids of recently written streams, each stream's set complete: loaded whole from
+/// SQLite the first time the stream is written (after start-up or after the cap cleared it),
+/// then kept current by the writer, the only one who writes. Repeats are found here instead of
+/// through a unique index on (stream_id, event_id): random ids spread such an index's inserts
+/// over many b-tree pages, each written to the WAL again on every commit.
+#[derive(Default)]
+struct KnownIds {
+    streams: HashMap<String, HashSet<Uuid>>,
+    total: usize,
+}
+
+impl KnownIds {
+    /// Whether the stream already holds any of `ids` (this group's own writes included).
+    fn any_known(
+        &mut self,
+        tx: &Connection,
+        state: &GroupState,
+        stream: &str,
+        ids: impl Iterator<Item = Uuid> + Clone,
+    ) -> rusqlite::Result<bool> {
+        if let Some(written) = state.new_ids.get(stream) {
+            if ids.clone().any(|id| written.contains(&id)) {
+                return Ok(true);
+            }
+        }
+        if !self.streams.contains_key(stream) {
+            let mut scan = tx.prepare_cached("SELECT event_id FROM events WHERE stream_id = ?1")?;
+            let loaded = scan
+                .query_map([stream], |row| {
+                    row.get::<_, [u8; 16]>(0).map(Uuid::from_bytes)
+                })?
+                .collect::<rusqlite::Result<HashSet<Uuid>>>()?;
+            self.total += loaded.len();
+            self.streams.insert(stream.to_owned(), loaded);
+        }
+        let known = &self.streams[stream];
+        let any = ids.clone().any(|id| known.contains(&id));
+        Ok(any)
+    }
+
+    /// Adds a durable group's ids to the streams whose sets are loaded.
+    fn add(&mut self, new_ids: HashMap<String, Vec<Uuid>>) {
+        for (stream, ids) in new_ids {
+            if let Some(set) = self.streams.get_mut(&stream) {
+                let before = set.len();
+                set.extend(ids);
+                self.total += set.len() - before;
+            }
+        }
+        if self.total > KNOWN_IDS_CAP {
+            self.clear();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.streams.clear();
+        self.total = 0;
     }
 }
 
@@ -1032,57 +1114,32 @@ fn fail(cmd: WriteCmd, error: StorageError) {
 /// Appends one batch inside the group's transaction. The outer error aborts the group; the
 /// inner one is this batch's answer (nothing of it was written).
 ///
-/// Fast path: when the expected version matches, the events are inserted directly and the
-/// unique index on (stream_id, event_id) detects a repeat. Only a version mismatch or a
-/// detected repeat looks the event ids up, to tell an idempotent retry from a conflict.
+/// Repeats are found in memory ([`KnownIds`]); only a batch with a known id reads the stream
+/// back, to tell an idempotent retry (the original answer) from a partial repeat.
 fn append(
     tx: &Connection,
     cache: &HashMap<String, u64>,
+    ids: &mut KnownIds,
     state: &mut GroupState,
     batch: &AppendBatch,
 ) -> rusqlite::Result<Result<AppendOutcome, StorageError>> {
-    let current = current_version(tx, cache, state, batch.stream_id.as_str())?;
+    let stream = batch.stream_id.as_str();
+    let current = current_version(tx, cache, state, stream)?;
+    if current > 0 && ids.any_known(tx, state, stream, batch.events.iter().map(|e| e.event_id))? {
+        if let Some(repeat) = find_repeat(tx, batch)? {
+            return Ok(repeat);
+        }
+    }
     let version_ok = match batch.expected_version {
         ExpectedVersion::Any => true,
         ExpectedVersion::Exact(expected) => expected == current,
     };
     if !version_ok {
-        if current > 0 {
-            if let Some(repeat) = find_repeat(tx, batch)? {
-                return Ok(repeat);
-            }
-        }
         return Ok(Err(StorageError::WrongExpectedVersion { current }));
     }
-
-    let single = batch.events.len() == 1;
-    if !single {
-        tx.prepare_cached("SAVEPOINT batch")?.execute([])?;
-    }
-    match insert_events(tx, state, batch, current) {
-        Ok(outcome) => {
-            if !single {
-                tx.prepare_cached("RELEASE batch")?.execute([])?;
-            }
-            Ok(Ok(outcome))
-        }
-        Err(error) => {
-            if !single {
-                tx.prepare_cached("ROLLBACK TO batch")?.execute([])?;
-                tx.prepare_cached("RELEASE batch")?.execute([])?;
-            }
-            let unique_violation = matches!(
-                &error,
-                rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation
-            );
-            if unique_violation {
-                if let Some(repeat) = find_repeat(tx, batch)? {
-                    return Ok(repeat);
-                }
-            }
-            Err(error)
-        }
-    }
+    // A failed insert fails the whole group, which is undone (see `Writer::undo_group`), so a
+    // batch needs no savepoint of its own to be all-or-nothing.
+    Ok(Ok(insert_events(tx, state, batch, current)?))
 }
 
 /// Inserts the batch after `current`; updates `state` only when every insert succeeded.
@@ -1114,6 +1171,11 @@ fn insert_events(
     state.head = position;
     state.last_recorded = state.stamp;
     state.versions.insert(stream.to_owned(), version);
+    state
+        .new_ids
+        .entry(stream.to_owned())
+        .or_default()
+        .extend(batch.events.iter().map(|e| e.event_id));
     Ok(AppendOutcome {
         version,
         position,
@@ -1149,6 +1211,7 @@ fn current_version(
 fn import(
     tx: &Connection,
     cache: &HashMap<String, u64>,
+    ids: &mut KnownIds,
     state: &mut GroupState,
     batch: &ImportBatch,
 ) -> rusqlite::Result<Result<ImportOutcome, StorageError>> {
@@ -1206,19 +1269,25 @@ fn import(
         versions.insert(stream.to_owned(), event.version);
     }
 
-    tx.prepare_cached("SAVEPOINT import")?.execute([])?;
-    match insert_imported(tx, batch) {
-        Ok(()) => tx.prepare_cached("RELEASE import")?.execute([])?,
-        Err(error) => {
-            tx.prepare_cached("ROLLBACK TO import")?.execute([])?;
-            tx.prepare_cached("RELEASE import")?.execute([])?;
-            // Positions and versions were checked, so a unique violation is a repeated event id.
-            if let Some(duplicate) = find_imported_id(tx, batch)? {
-                return conflict(duplicate);
-            }
-            return Err(error);
+    for (index, e) in batch.events.iter().enumerate() {
+        let stream = e.stream_id.as_str();
+        if ids.any_known(tx, state, stream, std::iter::once(e.event.event_id))? {
+            return conflict(ImportConflict::DuplicateId {
+                index,
+                position: e.position,
+                stream_id: stream.to_owned(),
+                event_id: e.event.event_id,
+            });
         }
-    };
+    }
+    insert_imported(tx, batch)?;
+    for e in &batch.events {
+        state
+            .new_ids
+            .entry(e.stream_id.as_str().to_owned())
+            .or_default()
+            .push(e.event.event_id);
+    }
     state.head = last.position;
     state.last_recorded = to_micros(last.recorded_at);
     state.versions.extend(versions);
@@ -1246,32 +1315,6 @@ fn insert_imported(tx: &Connection, batch: &ImportBatch) -> rusqlite::Result<()>
         ])?;
     }
     Ok(())
-}
-
-/// The first event of the batch whose id its stream already holds.
-fn find_imported_id(
-    tx: &Connection,
-    batch: &ImportBatch,
-) -> rusqlite::Result<Option<ImportConflict>> {
-    let mut lookup =
-        tx.prepare_cached("SELECT 1 FROM events WHERE stream_id = ?1 AND event_id = ?2")?;
-    for (index, e) in batch.events.iter().enumerate() {
-        let found = lookup
-            .query_row(
-                params![e.stream_id.as_str(), &e.event.event_id.as_bytes()[..]],
-                |_| Ok(()),
-            )
-            .optional()?;
-        if found.is_some() {
-            return Ok(Some(ImportConflict::DuplicateId {
-                index,
-                position: e.position,
-                stream_id: e.stream_id.as_str().to_owned(),
-                event_id: e.event.event_id,
-            }));
-        }
-    }
-    Ok(None)
 }
 
 /// A batch wholly at or below the head: the idempotent answer if the store holds exactly these
@@ -1323,19 +1366,18 @@ fn find_repeat(
     tx: &Connection,
     batch: &AppendBatch,
 ) -> rusqlite::Result<Option<Result<AppendOutcome, StorageError>>> {
-    let mut lookup = tx.prepare_cached(
-        "SELECT version, position FROM events WHERE stream_id = ?1 AND event_id = ?2",
+    // No index holds event ids (see `KnownIds`): read the stream's ids once, in version order.
+    let mut scan = tx.prepare_cached(
+        "SELECT event_id, version, position FROM events WHERE stream_id = ?1 ORDER BY version",
     )?;
+    let wanted: HashSet<Uuid> = batch.events.iter().map(|e| e.event_id).collect();
     let mut found: Option<(u64, u64)> = None;
     let mut found_count = 0usize;
-    for event in &batch.events {
-        let hit = lookup
-            .query_row(
-                params![batch.stream_id.as_str(), &event.event_id.as_bytes()[..]],
-                |row| Ok((get_u64(row, 0)?, get_u64(row, 1)?)),
-            )
-            .optional()?;
-        if let Some(hit) = hit {
+    let mut rows = scan.query([batch.stream_id.as_str()])?;
+    while let Some(row) = rows.next()? {
+        let id: [u8; 16] = row.get(0)?;
+        if wanted.contains(&Uuid::from_bytes(id)) {
+            let hit = (get_u64(row, 1)?, get_u64(row, 2)?);
             found_count += 1;
             found = Some(found.map_or(hit, |f: (u64, u64)| (f.0.max(hit.0), f.1.max(hit.1))));
         }
