@@ -89,7 +89,7 @@ async fn retried_batch_is_acknowledged_with_the_original_answer_and_stored_once(
     let (status, retry) = app.append("s", json!(0), &batch).await;
     assert_eq!(status, StatusCode::OK, "{retry}");
     assert_eq!(retry, first);
-    // With "any" the batch takes the insert path; the unique event id still catches the repeat.
+    // With "any" the version cannot tell; the stream's known event ids catch the repeat.
     let (status, retry_any) = app.append("s", json!("any"), &batch).await;
     assert_eq!((status, retry_any), (StatusCode::OK, first.clone()));
 
@@ -104,6 +104,35 @@ async fn retried_batch_is_acknowledged_with_the_original_answer_and_stored_once(
     assert_eq!(stream["version"], 4);
     assert_eq!(ids(&stream).len(), 4);
     assert_eq!(app.head().await, 5);
+}
+
+/// A handler that re-decided after its first append's answer was lost sends the same event id
+/// with the expected version it now reads, which matches: still a repeat, also after a restart
+/// (when the store knows no stream's ids yet and reads them from the database).
+#[tokio::test]
+async fn a_repeat_with_a_matching_expected_version_is_acknowledged_also_after_a_restart() {
+    let app = spawn_app().await;
+    let e = event("A", json!(1));
+    let (_, first) = app.append("s", json!(0), std::slice::from_ref(&e)).await;
+    assert_eq!(first, json!({"version": 1, "position": 1}));
+    let (status, repeat) = app.append("s", json!(1), std::slice::from_ref(&e)).await;
+    assert_eq!((status, repeat), (StatusCode::OK, first.clone()));
+
+    let app = app.restart().await;
+    let (status, repeat) = app.append("s", json!(1), std::slice::from_ref(&e)).await;
+    assert_eq!((status, repeat), (StatusCode::OK, first.clone()));
+    // A new event with one already stored is refused whole.
+    let (status, mixed) = app
+        .append("s", json!(1), &[e.clone(), event("B", json!(2))])
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{mixed}");
+    let (status, next) = app.append("s", json!(1), &[event("B", json!(2))]).await;
+    assert_eq!(
+        (status, next),
+        (StatusCode::OK, json!({"version": 2, "position": 2}))
+    );
+    let (_, stream) = app.get("/streams/s/events").await;
+    assert_eq!(ids(&stream).len(), 2);
 }
 
 #[tokio::test]
