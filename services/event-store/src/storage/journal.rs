@@ -155,12 +155,15 @@ impl Journal {
     }
 }
 
+/// Zero-fills the file up to [`INITIAL_SIZE`] from its current end (a fill cut short by a crash
+/// is finished; what the file holds is never overwritten here).
 fn zero_fill(file: &File) -> io::Result<()> {
     let chunk = vec![0u8; 1024 * 1024];
-    let mut at = 0;
+    let mut at = file.metadata()?.len();
     while at < INITIAL_SIZE {
-        file.write_all_at(&chunk, at)?;
-        at += chunk.len() as u64;
+        let n = chunk.len().min((INITIAL_SIZE - at) as usize);
+        file.write_all_at(&chunk[..n], at)?;
+        at += n as u64;
     }
     file.sync_all()
 }
