@@ -381,8 +381,6 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     // Keep the WAL file's size after a checkpoint so it is overwritten rather than regrown.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.pragma_update(None, "cache_size", -32_768)?;
-    // A batch's savepoint copies each page it touches first; keep those copies in memory.
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
