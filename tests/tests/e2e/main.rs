@@ -9,6 +9,7 @@
 mod crash;
 mod failed_deploy;
 mod image_labels;
+mod pipeline_files;
 mod roll;
 mod scenario;
 
