@@ -126,3 +126,74 @@ async fn temporal_reads_return_the_stream_as_it_was() {
     )
     .await;
 }
+
+/// Events SQLite has committed and acknowledged events it has not (still in the journal and the
+/// store's memory) read as one stream and one log: paging and version bounds across the seam.
+#[tokio::test]
+async fn reads_join_committed_events_with_ones_sqlite_has_not_committed_yet() {
+    let app = spawn_app().await;
+    let three: Vec<_> = (1..=3).map(|i| event("E", json!(i))).collect();
+    app.append("j", json!(0), &three).await;
+    app.append("other", json!(0), &[event("O", json!(1))]).await;
+
+    // The writer commits SQLite at most 50 ms after a write; wait until the file holds them.
+    let db = app.dir.path().join("events.sqlite3");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .expect("open the database read-only");
+        let stored: i64 = conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .expect("count events");
+        if stored == 4 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SQLite holds {stored} of 4 acknowledged events after 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    app.append("j", json!(3), &[event("E", json!(4)), event("E", json!(5))])
+        .await;
+    app.append("other", json!(1), &[event("O", json!(2))]).await;
+
+    let versions = |body: &serde_json::Value| -> Vec<u64> {
+        body["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| e["version"].as_u64().expect("version"))
+            .collect()
+    };
+    let (_, whole) = app.get("/streams/j/events").await;
+    assert_eq!(
+        (whole["version"].clone(), versions(&whole)),
+        (json!(5), vec![1, 2, 3, 4, 5])
+    );
+    let (_, page) = app.get("/streams/j/events?from_version=3&limit=2").await;
+    assert_eq!(versions(&page), [3, 4]);
+    let (_, page) = app.get("/streams/j/events?from_version=2&limit=1").await;
+    assert_eq!(versions(&page), [2]);
+    let (_, upto) = app.get("/streams/j/events?up_to_version=4").await;
+    assert_eq!(
+        (upto["version"].clone(), versions(&upto)),
+        (json!(4), vec![1, 2, 3, 4])
+    );
+
+    let positions = |body: &serde_json::Value| -> Vec<u64> {
+        body["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| e["position"].as_u64().expect("position"))
+            .collect()
+    };
+    let (_, log) = app.get("/events?after=2&limit=3").await;
+    assert_eq!(positions(&log), [3, 4, 5]);
+    let (_, log) = app.get("/events?after=0").await;
+    assert_eq!(positions(&log), [1, 2, 3, 4, 5, 6, 7]);
+    let (_, log) = app.get("/events?after=0&stream_prefix=oth").await;
+    assert_eq!(positions(&log), [4, 7]);
+}
