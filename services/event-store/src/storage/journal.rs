@@ -85,6 +85,18 @@ impl Journal {
             .create(true)
             .truncate(false)
             .open(path)?;
+        // One store per data directory: a second process would write the same journal and
+        // replay its records into a database the first one is still writing.
+        file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "{} is locked: another event-store process is using this data directory",
+                    path.display()
+                ),
+            ),
+            std::fs::TryLockError::Error(e) => e,
+        })?;
         if !exists || file.metadata()?.len() < INITIAL_SIZE {
             zero_fill(&file)?;
             if let Some(dir) = path.parent() {
@@ -272,6 +284,18 @@ mod tests {
             journal.len() > 0,
             "the next record goes after the ones read"
         );
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_journal_is_refused_until_the_first_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.journal");
+        let (first, _) = Journal::open(&path).unwrap();
+        let second = Journal::open(&path).err().expect("a second open is refused");
+        assert_eq!(second.kind(), io::ErrorKind::WouldBlock);
+        assert!(second.to_string().contains("another event-store process"), "{second}");
+        drop(first);
+        Journal::open(&path).expect("opens once the first is closed");
     }
 
     #[test]
