@@ -375,13 +375,17 @@ impl RegistryClient {
     }
 }
 
-/// `http` for loopback registries (which Docker treats as insecure), `https` otherwise.
+/// `http` for loopback registries (all of 127.0.0.0/8, `localhost`, `[::1]`; Docker treats them as
+/// insecure), `https` otherwise.
 pub fn scheme_for(registry: &str) -> &'static str {
     let host = registry
         .rsplit_once(':')
         .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
         .map_or(registry, |(h, _)| h);
-    if matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+    let loopback = host
+        .parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    if loopback || matches!(host, "localhost" | "[::1]") {
         "http"
     } else {
         "https"
@@ -425,6 +429,8 @@ mod tests {
     #[test]
     fn loopback_registries_use_plain_http() {
         assert_eq!(scheme_for("127.0.0.1:5000"), "http");
+        assert_eq!(scheme_for("127.0.5.9:5000"), "http");
+        assert_eq!(scheme_for("128.0.0.1:5000"), "https");
         assert_eq!(scheme_for("localhost:5000"), "http");
         assert_eq!(scheme_for("localhost"), "http");
         assert_eq!(scheme_for("[::1]:5000"), "http");

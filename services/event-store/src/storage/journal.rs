@@ -291,9 +291,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.journal");
         let (first, _) = Journal::open(&path).unwrap();
-        let second = Journal::open(&path).err().expect("a second open is refused");
+        let second = Journal::open(&path)
+            .err()
+            .expect("a second open is refused");
         assert_eq!(second.kind(), io::ErrorKind::WouldBlock);
-        assert!(second.to_string().contains("another event-store process"), "{second}");
+        assert!(
+            second.to_string().contains("another event-store process"),
+            "{second}"
+        );
         drop(first);
         Journal::open(&path).expect("opens once the first is closed");
     }
