@@ -30,6 +30,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Each side starts with the page cache written back, so neither pays for the other's dirty pages.
+settle() { sync; sleep 2; }
+
+(cd "$ROOT" && cargo bench -q -p event-store --bench append --no-run 2>/dev/null)
+settle
 echo "== event-store (cargo bench -p event-store --bench append, ${SECS}s per scenario)"
 (cd "$ROOT" && BENCH_SECONDS="$SECS" cargo bench -q -p event-store --bench append 2>/dev/null)
 
@@ -82,5 +87,6 @@ run() {
   lat="$(grep -oP 'latency average = \K[0-9.]+' <<<"$out" | head -1)"
   printf '%-34s %10.0f events/s   transaction latency average %7.2f ms\n' "$name" "$(echo "$tps * $per_tx" | bc -l)" "$lat"
 }
+settle
 run "pgbench 64 clients x 1 event" "$WORK/single.sql" 1
 run "pgbench 64 clients x batches of 100" "$WORK/batch.sql" 100
