@@ -78,9 +78,14 @@ impl SqliteStorage {
         configure_writer(&conn)
             .map_err(|e| StorageError::backend("configuring the database", e))?;
         create_schema(&mut conn).map_err(|e| StorageError::backend("creating the schema", e))?;
-        let (journal, journaled) = Journal::open(&path.with_extension("journal"))
+        let (mut journal, journaled) = Journal::open(&path.with_extension("journal"))
             .map_err(|e| StorageError::backend("opening the journal", e))?;
         replay(&mut conn, journaled)?;
+        // Everything the journal held is in SQLite now. New records start at its beginning: a
+        // record written after an older chain, whose last position may lie below the head (a
+        // group that committed SQLite directly is not journaled), would not continue that chain,
+        // and the next start-up would stop reading before it.
+        journal.restart();
         let (head, last_recorded) = conn
             .query_row(
                 "SELECT coalesce(max(position), 0), coalesce(max(recorded_at), 0) FROM events",

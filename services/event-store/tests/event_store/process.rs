@@ -329,3 +329,75 @@ async fn sigterm_finishes_in_flight_work_and_exits_0() {
     }
     assert!(!acked.is_empty());
 }
+
+/// After a restart the journal may still hold records of events that SQLite has long had, ending
+/// below the head (a group that committed SQLite directly, such as one with an ack, is not
+/// journaled). A record written after such a chain would not continue it, so start-up would stop
+/// reading before it: the store writes new records from the journal's beginning instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_append_after_a_restart_survives_sigkill_when_the_journal_ends_below_the_head(
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let client = reqwest::Client::new();
+    let append = |address: String, expected: u64| {
+        let client = client.clone();
+        async move {
+            let body =
+                json!({"expected_version": expected, "events": [event("E", json!(expected))]})
+                    .to_string();
+            send(
+                &client,
+                &format!("{address}/streams/s/events"),
+                "POST",
+                Some(body),
+            )
+            .await
+        }
+    };
+
+    // Events 1 and 2 go through the journal; a graceful stop commits them to SQLite.
+    let mut process = ServiceProcess::start(dir.path(), port);
+    for expected in 0..2 {
+        let (status, _) = append(process.address(), expected).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    process.signal(Signal::SIGTERM);
+    assert!(process.wait_exit(Duration::from_secs(10)).success());
+    drop(process);
+
+    // Events 3 to 5 reach SQLite without the journal, as a directly committed group's would.
+    {
+        let db = rusqlite::Connection::open(dir.path().join("events.sqlite3")).expect("open");
+        for n in 3..=5i64 {
+            db.execute(
+                "INSERT INTO events (position, stream_id, version, event_id, event_type, \
+                 schema_version, data, metadata, recorded_at) \
+                 VALUES (?1, 's', ?1, ?2, 'E', 1, '{}', '{}', 0)",
+                rusqlite::params![n, &uuid::Uuid::new_v4().as_bytes()[..]],
+            )
+            .expect("insert");
+        }
+    }
+
+    // Event 6 is acknowledged, then the store is killed before its next SQLite commit.
+    let process = ServiceProcess::start(dir.path(), port);
+    let (status, answer) = append(process.address(), 5).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer, json!({"version": 6, "position": 6}));
+    process.signal(Signal::SIGKILL);
+    drop(process);
+
+    let process = ServiceProcess::start(dir.path(), port);
+    let (_, stream) = send(
+        &client,
+        &format!("{}/streams/s/events", process.address()),
+        "GET",
+        None,
+    )
+    .await;
+    assert_eq!(
+        stream["version"], 6,
+        "the acknowledged event 6 is lost: {stream}"
+    );
+}
