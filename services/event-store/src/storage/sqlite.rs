@@ -786,21 +786,7 @@ impl Writer {
         let redone = self.conn.execute_batch("ROLLBACK").and_then(|()| {
             self.begin()?;
             let tail = self.tail.read().unwrap_or_else(PoisonError::into_inner);
-            let mut insert = self.conn.prepare_cached(INSERT_EVENT)?;
-            for e in tail.groups.iter().flat_map(|g| g.iter()) {
-                insert.execute(params![
-                    to_i64(e.position),
-                    e.stream_id,
-                    to_i64(e.version),
-                    &e.event_id.as_bytes()[..],
-                    e.event_type,
-                    e.schema_version,
-                    e.data.get(),
-                    e.metadata.get(),
-                    to_micros(e.recorded_at),
-                ])?;
-            }
-            Ok(())
+            insert_recorded(&self.conn, tail.groups.iter().flat_map(|g| g.iter()))
         });
         if let Err(error) = redone {
             tracing::error!(%error, "restoring the acknowledged writes after a failed group failed");
@@ -1567,6 +1553,28 @@ fn merge_global(
     GlobalSlice { events, scanned_to }
 }
 
+/// Inserts events that already have their positions, versions and times.
+fn insert_recorded<'a>(
+    conn: &Connection,
+    events: impl Iterator<Item = &'a RecordedEvent>,
+) -> rusqlite::Result<()> {
+    let mut insert = conn.prepare_cached(INSERT_EVENT)?;
+    for e in events {
+        insert.execute(params![
+            to_i64(e.position),
+            e.stream_id,
+            to_i64(e.version),
+            &e.event_id.as_bytes()[..],
+            e.event_type,
+            e.schema_version,
+            e.data.get(),
+            e.metadata.get(),
+            to_micros(e.recorded_at),
+        ])?;
+    }
+    Ok(())
+}
+
 /// Writes the journal's events that SQLite lacks (those after its last position), in one
 /// transaction, before the store serves anything.
 fn replay(conn: &mut Connection, journaled: Vec<JournalEvent>) -> Result<(), StorageError> {
@@ -1597,26 +1605,22 @@ fn replay(conn: &mut Connection, journaled: Vec<JournalEvent>) -> Result<(), Sto
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| StorageError::backend("replaying the journal", e))?;
-    {
-        let mut insert = tx
-            .prepare_cached(INSERT_EVENT)
-            .map_err(|e| StorageError::backend("replaying the journal", e))?;
-        for e in &missing {
-            insert
-                .execute(params![
-                    to_i64(e.position),
-                    e.stream_id,
-                    to_i64(e.version),
-                    &e.event_id.as_bytes()[..],
-                    e.event_type,
-                    e.schema_version,
-                    e.data.get(),
-                    e.metadata.get(),
-                    e.recorded_at,
-                ])
-                .map_err(|e| StorageError::backend("replaying the journal", e))?;
-        }
-    }
+    let events: Vec<RecordedEvent> = missing
+        .into_iter()
+        .map(|e| RecordedEvent {
+            event_id: e.event_id,
+            stream_id: e.stream_id,
+            version: e.version,
+            position: e.position,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            data: e.data,
+            metadata: e.metadata,
+            recorded_at: from_micros(e.recorded_at),
+        })
+        .collect();
+    insert_recorded(&tx, events.iter())
+        .map_err(|e| StorageError::backend("replaying the journal", e))?;
     tx.commit()
         .map_err(|e| StorageError::backend("replaying the journal", e))?;
     tracing::info!(
