@@ -9,6 +9,7 @@ pub mod lock;
 pub mod manifest;
 pub mod observe;
 pub mod plan;
+pub mod probe;
 pub mod progress;
 pub mod registry;
 pub mod smoke;

@@ -23,7 +23,7 @@ use deployer::{down, history, lock, observe, smoke, status};
 #[command(
     name = "deployer",
     version,
-    after_help = "Examples:\n  deployer plan -f manifests/local.yaml\n  deployer apply -f manifests/base.yaml -f manifests/ci.yaml\n  deployer smoke-test fleet/accounts:dev --port 8101\n\nExit codes: 0 success, 1 error, 2 changes pending (plan --detailed-exitcode).\nThe engine is found like the docker CLI finds it: DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH.\nRegistries: credentials come from $DOCKER_CONFIG/config.json, else ~/.docker/config.json\n(auths, credHelpers, credsStore; helpers are found on PATH). HTTPS trusts the system's CAs\nplus DIR/<host:port>/*.crt, DIR being $DEPLOYER_REGISTRY_CERTS, else /etc/docker/certs.d.\nlocalhost, 127.0.0.1 and [::1] registries use plain HTTP unless DIR/<host:port>/ exists."
+    after_help = "Examples:\n  deployer plan -f manifests/local.yaml\n  deployer apply -f manifests/base.yaml -f manifests/ci.yaml\n  deployer smoke-test fleet/accounts:dev --port 8101\n\nExit codes: 0 success, 1 error, 2 changes pending (plan --detailed-exitcode).\nThe engine is found like the docker CLI finds it: DOCKER_HOST (with DOCKER_TLS_VERIFY,\nDOCKER_CERT_PATH), else the context DOCKER_CONTEXT names, else config.json's currentContext.\nplan, apply and rollback print the engine they talk to on stderr.\nRegistries: credentials come from $DOCKER_CONFIG/config.json, else ~/.docker/config.json\n(auths, credHelpers, credsStore; helpers are found on PATH). HTTPS trusts the system's CAs\nplus DIR/<host:port>/*.crt, DIR being $DEPLOYER_REGISTRY_CERTS, else /etc/docker/certs.d.\nlocalhost, 127.0.0.1 and [::1] registries use plain HTTP unless DIR/<host:port>/ exists."
 )]
 struct Cli {
     /// Manifest file; repeat to overlay files (later ones win).
@@ -99,6 +99,12 @@ enum Command {
         #[arg(long)]
         volumes: bool,
     },
+    /// Run one health probe (used inside the in-network probe container).
+    #[command(hide = true)]
+    Probe {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -171,13 +177,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let color = color_allowed(&cli) && progress.is_tty();
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     match &cli.command {
+        Command::Probe { args } => Ok(deployer::probe::run_cli(args).await),
         Command::Plan(args) => {
             let manifest = load_manifest(&cli.files)?;
             let (engine, registry) = connect().await?;
+            progress.line(format!("engine: {}", engine.options()));
             let observed = observe::observe(&engine, &registry, &manifest)
                 .await
                 .context("reading the engine's state")?;
             let plan = plan::compute(&manifest, &observed);
+            let checks: Vec<(String, Option<&manifest::HealthCheck>)> = manifest
+                .services
+                .iter()
+                .map(|(name, s)| (name.to_string(), s.health.as_ref()))
+                .collect();
+            if let Some((services, why)) = deployer::probe::unprobeable(&engine, &checks) {
+                progress.line(format!(
+                    "warning: apply cannot run the health checks of {}: {why}",
+                    services.join(", ")
+                ));
+            }
             if let Some(out) = &args.out {
                 std::fs::write(out, plan.to_json())
                     .with_context(|| format!("saving the plan to {}", out.display()))?;
@@ -212,6 +231,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let (engine, registry) = connect().await?;
+            progress.line(format!("engine: {}", engine.options()));
             let options = ApplyOptions {
                 command: command_line,
                 ci_build: history::ci_build(&|k| std::env::var(k).ok()),
@@ -226,6 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback { services } => {
             let manifest = load_manifest(&cli.files)?;
             let (engine, registry) = connect().await?;
+            progress.line(format!("engine: {}", engine.options()));
             let options = ApplyOptions {
                 command: command_line,
                 ci_build: history::ci_build(&|k| std::env::var(k).ok()),

@@ -89,22 +89,16 @@ async fn run(
         timeout: Duration::from_secs(2),
         start_period: opts.timeout,
         retries: 0,
+        kind: crate::manifest::HealthKind::Http,
+        command: Vec::new(),
     };
-    let target = if engine.options().is_local() {
-        ProbeTarget::ContainerIp {
-            network: "bridge".into(),
-        }
-    } else {
-        ProbeTarget::Published {
-            host: engine.options().published_host(),
-        }
+    let target = ProbeTarget {
+        network: "bridge".into(),
     };
-    let http = health::http_client();
-    Ok(
-        health::wait_healthy(engine, &http, id, Some(&check), &target)
-            .await
-            .map_err(|u| u.reason),
-    )
+    let prober = health::Prober::new(engine, "smoke-test");
+    let result = health::wait_healthy(&prober, id, Some(&check), &target).await;
+    prober.close().await;
+    Ok(result.map_err(|u| u.reason))
 }
 
 fn suffix() -> String {

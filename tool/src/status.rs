@@ -1,9 +1,11 @@
 //! `deployer status`: per service, the desired and running image, the containers, their
-//! health and age, from one container list plus the plan.
+//! health and age, from one container list plus the plan. Health is what the roll's gate sees:
+//! the deployer's own check (HTTP, TCP or command, the one the container was created with) run
+//! once now, together with Docker's HEALTHCHECK status.
 
 use serde::Serialize;
 
-use crate::engine::{Engine, PublishedPort, RunState};
+use crate::engine::{DockerHealth, Engine, PublishedPort, RunState};
 use crate::labels;
 use crate::manifest::Manifest;
 use crate::observe::{self, ObserveError};
@@ -33,8 +35,13 @@ pub struct ContainerStatus {
     pub image_digest: Option<String>,
     /// `running`, `exited (1)`, ...
     pub state: String,
-    /// `none`, `starting`, `healthy`, `unhealthy`.
+    /// `none` (no check at all), `starting`, `healthy`, `unhealthy`: the deployer's health check
+    /// run now, and Docker's HEALTHCHECK status.
     pub health: String,
+    /// The deployer's health check (`GET :8080/health`, `TCP :5432`, `command ...`), if any.
+    pub health_check: Option<String>,
+    /// Why it is not healthy, when it is not.
+    pub health_detail: Option<String>,
     /// Seconds since the container was created.
     pub age_secs: i64,
     /// The engine's status line (`Up 3 minutes (healthy)`).
@@ -59,6 +66,16 @@ pub async fn status(
     })?;
     let plan = plan::compute(manifest, &observed);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let prober = crate::probe::Prober::new(engine, project);
+    let gates =
+        futures::future::join_all(list.iter().map(|c| gate_health(&prober, manifest, c))).await;
+    prober.close().await;
+    let gate_of = |id: &str| {
+        list.iter()
+            .zip(&gates)
+            .find(|(c, _)| c.id == id)
+            .map(|(_, g)| g.clone())
+    };
     Ok(plan
         .services
         .iter()
@@ -77,9 +94,24 @@ pub async fn status(
                         other => format!("{other:?}").to_lowercase(),
                     },
                     health: plan::health_text(observe::health_status(c.health)),
+                    health_check: None,
+                    health_detail: None,
                     age_secs: (now - c.created).max(0),
                     status: c.status.clone(),
                     ports: c.ports.clone(),
+                })
+                .map(|mut c: ContainerStatus| {
+                    if let Some(g) = list
+                        .iter()
+                        .find(|l| l.id.starts_with(&c.id))
+                        .and_then(|l| gate_of(&l.id))
+                        .flatten()
+                    {
+                        c.health = g.0;
+                        c.health_check = Some(g.1);
+                        c.health_detail = g.2;
+                    }
+                    c
                 })
                 .collect();
             ServiceStatus {
@@ -98,6 +130,51 @@ pub async fn status(
             }
         })
         .collect())
+}
+
+/// The health the roll's gate sees for a running container with a deployer health check:
+/// `(health, check, why not healthy)`; `None` when it has no such check or is not running.
+async fn gate_health(
+    prober: &crate::probe::Prober<'_>,
+    manifest: &Manifest,
+    c: &crate::engine::ContainerInfo,
+) -> Option<(String, String, Option<String>)> {
+    if c.state != RunState::Running {
+        return None;
+    }
+    let check = match crate::spec::health_from_labels(&c.labels) {
+        Some(own) => own,
+        None => c
+            .labels
+            .get(labels::SERVICE)
+            .and_then(|s| manifest.services.get(s.as_str()))
+            .and_then(|s| s.health.clone()),
+    }?;
+    let shown = check.to_string();
+    let d = match prober.engine().inspect_container(&c.id).await {
+        Ok(d) => d,
+        Err(e) => return Some(("unknown".into(), shown, Some(e.to_string()))),
+    };
+    let probe = prober.check_once(&d, &check, "").await;
+    let (health, detail) = match (probe, d.health) {
+        (
+            Err(
+                crate::probe::ProbeFailure::NotYet(why)
+                | crate::probe::ProbeFailure::Impossible(why),
+            ),
+            _,
+        ) => ("unhealthy", Some(why)),
+        (Ok(()), DockerHealth::Unhealthy) => (
+            "unhealthy",
+            Some("Docker's health check reports unhealthy".into()),
+        ),
+        (Ok(()), DockerHealth::Starting) => (
+            "starting",
+            Some("Docker's health check is still starting".into()),
+        ),
+        (Ok(()), _) => ("healthy", None),
+    };
+    Some((health.into(), shown, detail))
 }
 
 /// Human rendering of a status.
@@ -131,12 +208,17 @@ pub fn render_human(services: &[ServiceStatus]) -> String {
                     format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.protocol)
                 })
                 .collect();
+            let health = match (&c.health_check, &c.health_detail) {
+                (Some(check), Some(why)) => format!("{} ({check}: {why})", c.health),
+                (Some(check), None) => format!("{} ({check})", c.health),
+                _ => c.health.clone(),
+            };
             out.push_str(&format!(
                 "    {}  {}  {}  health {}  up {}  image {} {}{}\n",
                 c.name,
                 c.id,
                 c.state,
-                c.health,
+                health,
                 human_age(c.age_secs),
                 c.image.as_deref().unwrap_or("-"),
                 digest,

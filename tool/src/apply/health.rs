@@ -1,10 +1,13 @@
-//! Waiting for a new container to become healthy: it must be running, answer 200 on the
-//! manifest's health path, and (when the image defines a HEALTHCHECK) be `healthy` for Docker.
+//! Waiting for a new container to become healthy: it must be running, pass the manifest's
+//! health check (HTTP, TCP or command, see [`crate::probe`]), and (when the image defines a
+//! HEALTHCHECK) be `healthy` for Docker.
 
 use std::time::{Duration, Instant};
 
-use crate::engine::{DockerHealth, Engine, RunState};
+use crate::engine::{DockerHealth, RunState};
 use crate::manifest::HealthCheck;
+use crate::probe::ProbeFailure;
+pub use crate::probe::{http_client, Prober};
 
 /// How long a container without any health check must stay running to count as started.
 pub const NO_CHECK_SETTLE: Duration = Duration::from_millis(500);
@@ -14,13 +17,11 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
 /// as soon as the container is ready; the deadline still follows the manifest's timing.
 pub const POLL: Duration = Duration::from_millis(100);
 
-/// Where the HTTP health probe goes.
+/// Where the health probe reaches the container: its address on `network` (else on any of its
+/// networks). How it gets there is the [`Prober`]'s business.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeTarget {
-    /// The container's address on a network the deployer can reach (a local engine).
-    ContainerIp { network: String },
-    /// A host port the engine published, on `host`.
-    Published { host: String },
+pub struct ProbeTarget {
+    pub network: String,
 }
 
 /// Why a container did not become healthy.
@@ -31,8 +32,7 @@ pub struct Unhealthy {
 
 /// Waits until the container `id` is healthy or `deadline` passes. Returns the time it took.
 pub async fn wait_healthy(
-    engine: &Engine,
-    http: &reqwest::Client,
+    prober: &Prober<'_>,
     id: &str,
     check: Option<&HealthCheck>,
     target: &ProbeTarget,
@@ -42,7 +42,7 @@ pub async fn wait_healthy(
     let mut last = String::from("not checked yet");
     let mut running_since: Option<Instant> = None;
     loop {
-        match engine.inspect_container(id).await {
+        match prober.engine().inspect_container(id).await {
             Err(e) => last = format!("inspecting the container failed: {e}"),
             Ok(d) if d.restart_count > 0 => {
                 return Err(Unhealthy {
@@ -67,23 +67,15 @@ pub async fn wait_healthy(
                     let since = *running_since.get_or_insert_with(Instant::now);
                     let http_ok = match check {
                         None => true,
-                        Some(h) => match probe_url(&d, h, target) {
-                            None => {
-                                last =
-                                    format!("no address to probe port {} on ({target:?})", h.port);
+                        Some(h) => match prober.check_once(&d, h, &target.network).await {
+                            Ok(()) => true,
+                            Err(ProbeFailure::NotYet(why)) => {
+                                last = why;
                                 false
                             }
-                            Some(url) => match probe(http, &url, h.timeout).await {
-                                Ok(200) => true,
-                                Ok(code) => {
-                                    last = format!("GET {url} answered {code}");
-                                    false
-                                }
-                                Err(e) => {
-                                    last = format!("GET {url} failed: {e}");
-                                    false
-                                }
-                            },
+                            Err(ProbeFailure::Impossible(why)) => {
+                                return Err(Unhealthy { reason: why })
+                            }
                         },
                     };
                     let docker_ok = match d.health {
@@ -118,49 +110,4 @@ pub async fn wait_healthy(
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-fn probe_url(
-    d: &crate::engine::ContainerDetails,
-    h: &HealthCheck,
-    target: &ProbeTarget,
-) -> Option<String> {
-    let path = if h.path.starts_with('/') {
-        h.path.clone()
-    } else {
-        format!("/{}", h.path)
-    };
-    match target {
-        ProbeTarget::ContainerIp { network } => {
-            let ip = d.ips.get(network).or_else(|| d.ips.values().next())?;
-            Some(format!("http://{ip}:{}{path}", h.port))
-        }
-        ProbeTarget::Published { host } => {
-            let (_, hp) = d.published.iter().find(|(cp, _)| *cp == h.port)?;
-            Some(format!("http://{host}:{hp}{path}"))
-        }
-    }
-}
-
-async fn probe(http: &reqwest::Client, url: &str, timeout: Duration) -> Result<u16, String> {
-    let timeout = if timeout.is_zero() {
-        Duration::from_secs(2)
-    } else {
-        timeout
-    };
-    match http.get(url).timeout(timeout).send().await {
-        Ok(r) => Ok(r.status().as_u16()),
-        Err(e) if e.is_timeout() => Err(format!("no answer within {timeout:?}")),
-        Err(e) if e.is_connect() => Err("connection refused".into()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// The HTTP client health probes use (no proxy, no TLS).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap_or_default()
 }

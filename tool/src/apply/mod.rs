@@ -194,10 +194,12 @@ async fn apply_locked(
         }
         None => plan::compute(manifest, &observed),
     };
-    let exec = Executor::new(engine, registry, options, progress);
+    let exec = Executor::new(engine, registry, options, progress, &plan.project);
     let (services, outcome, failure) = if plan.has_changes() {
         progress.line(plan::render_human(&plan, options.color).trim_end());
-        exec.execute(&plan).await
+        let done = exec.execute(&plan).await;
+        exec.probe.close().await;
+        done
     } else {
         (Vec::new(), Outcome::NoChanges, None)
     };
@@ -314,8 +316,9 @@ async fn rollback_locked(
             ..Default::default()
         },
     };
-    let exec = Executor::new(engine, registry, options, progress);
+    let exec = Executor::new(engine, registry, options, progress, project);
     let (services, outcome, failure) = exec.execute(&plan).await;
+    exec.probe.close().await;
     let record = started.finish(project, outcome, services);
     history::save(engine, &record).await?;
     Ok(ApplyReport {
@@ -405,7 +408,7 @@ struct Executor<'a> {
     engine: &'a Engine,
     registry: &'a RegistryClient,
     progress: &'a Progress,
-    http: reqwest::Client,
+    probe: health::Prober<'a>,
     log_lines: usize,
     interrupt: std::sync::Arc<std::sync::atomic::AtomicI32>,
 }
@@ -416,12 +419,13 @@ impl<'a> Executor<'a> {
         registry: &'a RegistryClient,
         options: &ApplyOptions,
         progress: &'a Progress,
+        project: &str,
     ) -> Self {
         Executor {
             engine,
             registry,
             progress,
-            http: health::http_client(),
+            probe: health::Prober::new(engine, project),
             log_lines: options.log_lines,
             interrupt: options.interrupt.clone(),
         }
@@ -678,18 +682,12 @@ impl<'a> Executor<'a> {
             .update
             .as_ref()
             .map_or(1, |u| u.parallelism.max(1) as usize);
-        let probe_target = if self.engine.options().is_local() {
-            ProbeTarget::ContainerIp {
-                network: first
-                    .networks
-                    .first()
-                    .map(|n| n.network.clone())
-                    .unwrap_or_default(),
-            }
-        } else {
-            ProbeTarget::Published {
-                host: self.engine.options().published_host(),
-            }
+        let probe_target = ProbeTarget {
+            network: first
+                .networks
+                .first()
+                .map(|n| n.network.clone())
+                .unwrap_or_default(),
         };
         let mut rolled = Rolled {
             service: sp.service.clone(),
@@ -857,7 +855,7 @@ impl<'a> Executor<'a> {
             out.error = Some(explain_start_error(&e, spec));
             return out;
         }
-        let wait = health::wait_healthy(self.engine, &self.http, &id, spec.health.as_ref(), target);
+        let wait = health::wait_healthy(&self.probe, &id, spec.health.as_ref(), target);
         let interrupted = async {
             loop {
                 if let Some(why) = self.interrupted() {
@@ -928,12 +926,9 @@ impl<'a> Executor<'a> {
         if rolled.stop_first {
             remove_new().await?;
         }
-        let target = rolled
-            .probe_target
-            .clone()
-            .unwrap_or(ProbeTarget::ContainerIp {
-                network: String::new(),
-            });
+        let target = rolled.probe_target.clone().unwrap_or(ProbeTarget {
+            network: String::new(),
+        });
         for id in &rolled.retired {
             self.engine
                 .start_container(id)
@@ -942,7 +937,7 @@ impl<'a> Executor<'a> {
         }
         for id in &rolled.retired {
             let check = self.own_health_check(id, rolled.probe.as_ref()).await;
-            health::wait_healthy(self.engine, &self.http, id, check.as_ref(), &target)
+            health::wait_healthy(&self.probe, id, check.as_ref(), &target)
                 .await
                 .map_err(|u| {
                     format!("restarted old container {id} is not healthy: {}", u.reason)

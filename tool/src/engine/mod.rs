@@ -19,7 +19,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures::StreamExt;
 
-pub use connect::{ConnectOptions, TlsFiles, DEFAULT_HOST};
+pub use connect::{ConnectOptions, HostSource, TlsFiles, DEFAULT_HOST};
 pub use convert::create_body;
 
 /// Seconds bollard waits for one engine request before giving up.
@@ -174,6 +174,16 @@ pub struct PullEvent {
     pub status: String,
     pub current: Option<u64>,
     pub total: Option<u64>,
+}
+
+/// How a command run with [`Engine::exec`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutcome {
+    /// `None` when it did not finish in time.
+    pub exit_code: Option<i64>,
+    /// Its stdout and stderr, interleaved.
+    pub output: String,
+    pub timed_out: bool,
 }
 
 /// A connected engine.
@@ -663,6 +673,105 @@ impl Engine {
                 self.create_container(name, body).await
             }
             other => other,
+        }
+    }
+
+    /// Imports `archive` (a tar of the image's files) as the image `name`, with Dockerfile-like
+    /// `changes` (`ENTRYPOINT [...]`, `LABEL k=v`).
+    pub async fn import_image(
+        &self,
+        name: &str,
+        archive: Vec<u8>,
+        changes: Vec<String>,
+    ) -> Result<(), EngineError> {
+        let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
+        let opts = CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(repo)
+            .tag(tag)
+            .changes(changes)
+            .build();
+        let body = bollard::body_full(bytes::Bytes::from(archive));
+        let mut stream = self.docker.create_image(Some(opts), Some(body), None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| self.error(&format!("importing image {name}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Joins a container to a network (already joined is fine).
+    pub async fn connect_network(&self, network: &str, id: &str) -> Result<(), EngineError> {
+        let req = bollard::models::NetworkConnectRequest {
+            container: id.to_string(),
+            endpoint_config: None,
+        };
+        match self.docker.connect_network(network, req).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.contains("already exists") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.error(&format!("joining {id} to network {network}"), e)),
+        }
+    }
+
+    /// Runs `cmd` (exec form) in the running container `id` through the exec API and waits at
+    /// most `timeout` for it. A command still running then is left to finish on its own.
+    pub async fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutcome, EngineError> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let action = format!("running `{}` in container {id}", cmd.join(" "));
+        let created = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    cmd: Some(cmd.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.error(&action, e))?;
+        let run = async {
+            let mut output = String::new();
+            if let StartExecResults::Attached {
+                output: mut out, ..
+            } = self
+                .docker
+                .start_exec(&created.id, None)
+                .await
+                .map_err(|e| self.error(&action, e))?
+            {
+                while let Some(chunk) = out.next().await {
+                    let chunk = chunk.map_err(|e| self.error(&action, e))?;
+                    output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                }
+            }
+            let inspect = self
+                .docker
+                .inspect_exec(&created.id)
+                .await
+                .map_err(|e| self.error(&action, e))?;
+            Ok::<_, EngineError>(ExecOutcome {
+                exit_code: inspect.exit_code,
+                output,
+                timed_out: false,
+            })
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(r) => r,
+            Err(_) => Ok(ExecOutcome {
+                exit_code: None,
+                output: String::new(),
+                timed_out: true,
+            }),
         }
     }
 

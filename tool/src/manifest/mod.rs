@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{Diagnostic, ManifestError};
 pub use types::{
-    duration_ms, parse_cpus, parse_duration, parse_memory, FailureAction, HealthCheck, ImageRef,
-    NetworkName, PortMapping, Problem, ProjectName, Protocol, Resources, RestartPolicy, Secret,
-    ServiceName, UpdateOrder, UpdatePolicy, VolumeMount, VolumeName, SENSITIVE,
+    duration_ms, parse_cpus, parse_duration, parse_memory, FailureAction, HealthCheck, HealthKind,
+    ImageRef, NetworkName, PortMapping, Problem, ProjectName, Protocol, Resources, RestartPolicy,
+    Secret, ServiceName, UpdateOrder, UpdatePolicy, VolumeMount, VolumeName, SENSITIVE,
 };
 
 /// The manifest every `-f` defaults to.

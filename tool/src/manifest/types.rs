@@ -420,11 +420,14 @@ pub struct VolumeMount {
     pub read_only: bool,
 }
 
-/// The HTTP health check the deployer itself runs: `GET http://<container>:<port><path>`
-/// must answer 200.
+/// The health check the deployer itself runs, of one [`HealthKind`]: `GET
+/// http://<container>:<port><path>` must answer 200 (HTTP), `<container>:<port>` must accept a
+/// connection (TCP), or `command` run in the container must exit 0 (command).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HealthCheck {
+    /// The HTTP path; empty for the other kinds.
     pub path: String,
+    /// The container port of an HTTP or TCP check; 0 for a command.
     pub port: u16,
     #[serde(with = "duration_ms")]
     pub interval: Duration,
@@ -433,6 +436,39 @@ pub struct HealthCheck {
     #[serde(with = "duration_ms")]
     pub start_period: Duration,
     pub retries: u32,
+    /// Left out of the JSON for HTTP, so labels written before other kinds existed still match.
+    #[serde(default, skip_serializing_if = "HealthKind::is_http")]
+    pub kind: HealthKind,
+    /// The exec-form command of a command check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+}
+
+/// What a [`HealthCheck`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthKind {
+    #[default]
+    Http,
+    Tcp,
+    Command,
+}
+
+impl HealthKind {
+    pub fn is_http(&self) -> bool {
+        *self == HealthKind::Http
+    }
+}
+
+impl std::fmt::Display for HealthCheck {
+    /// `GET :8080/health`, `TCP :5432`, `command /bin/check --quick`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            HealthKind::Http => write!(f, "GET :{}{}", self.port, self.path),
+            HealthKind::Tcp => write!(f, "TCP :{}", self.port),
+            HealthKind::Command => write!(f, "command {}", self.command.join(" ")),
+        }
+    }
 }
 
 impl HealthCheck {

@@ -38,7 +38,10 @@ fn an_unsupported_docker_host_scheme_is_explained() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim_end(),
-        "deployer: error: connecting to Docker: bad Docker connection settings: DOCKER_HOST=ssh://me@example uses an unsupported scheme; use unix:///path/to/docker.sock or tcp://host:port"
+        "deployer: error: connecting to Docker: bad Docker connection settings: DOCKER_HOST=ssh://me@example: \
+         ssh:// engines are not supported; forward the engine's socket instead \
+         (`ssh -nNT -L /tmp/docker-remote.sock:/var/run/docker.sock me@example`) and use \
+         DOCKER_HOST=unix:///tmp/docker-remote.sock, or expose the engine on tcp:// with TLS"
     );
 }
 

@@ -7,5 +7,7 @@ mod support;
 
 mod apply;
 mod cli;
+mod engine_select;
+mod health_probe;
 mod registry;
 mod registry_access;

@@ -464,3 +464,23 @@ pub fn canary_service(name: &str, image: &str, extra: &str) -> String {
         "  {name}:\n    image: {image}\n    health:\n      path: /health\n      port: 8090\n      interval: 100ms\n      timeout: 1s\n      retries: 10\n    stop_grace_period: 2s\n{extra}"
     )
 }
+
+/// Path of a statically linked deployer (for the in-network probe container), built once per
+/// test process with `ci/build-static.sh deployer`.
+pub fn deployer_static_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = workspace();
+            let status = Command::new(root.join("ci/build-static.sh"))
+                .arg("deployer")
+                .current_dir(&root)
+                .status()
+                .expect("running ci/build-static.sh");
+            assert!(status.success(), "ci/build-static.sh deployer failed");
+            let bin = root.join("target/x86_64-unknown-linux-gnu/release/deployer");
+            assert!(bin.exists(), "{} missing after the build", bin.display());
+            bin
+        })
+        .clone()
+}

@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::super::types::{
-    parse_cpus, parse_duration, parse_memory, FailureAction, HealthCheck, ImageRef, NetworkName,
-    PortMapping, Problem, Resources, RestartPolicy, ServiceName, UpdateOrder, UpdatePolicy,
-    VolumeName,
+    parse_cpus, parse_duration, parse_memory, FailureAction, HealthCheck, HealthKind, ImageRef,
+    NetworkName, PortMapping, Problem, Resources, RestartPolicy, ServiceName, UpdateOrder,
+    UpdatePolicy, VolumeName,
 };
 use super::super::yaml::{join_path, Key, Kind, Node, Pos};
 use super::super::{Service, DEFAULT_NETWORK};
@@ -34,6 +34,8 @@ pub(super) const SERVICE_KEYS: &[&str] = &[
 const HEALTH_KEYS: &[&str] = &[
     "path",
     "port",
+    "tcp",
+    "command",
     "interval",
     "timeout",
     "start_period",
@@ -310,44 +312,110 @@ impl Checker<'_> {
         path: &str,
         ports: &[PortMapping],
     ) -> Option<HealthCheck> {
-        let entries = self.map(node, path, "write `health:` with `path` and `port`")?;
+        let entries = self.map(
+            node,
+            path,
+            "write `health:` with `path` and `port` (HTTP), `tcp: PORT` or `command: [...]`",
+        )?;
         let f = self.fields(entries, path, HEALTH_KEYS);
         let at = |k: &str| join_path(path, k);
-        let hpath = match f.get("path") {
-            Some((_, n)) => {
-                let p = self.string(n, &at("path"))?;
-                if !p.starts_with('/') || p.contains(char::is_whitespace) {
+        // Exactly one kind: HTTP (`path`/`port`), `tcp` or `command`.
+        let kinds: Vec<(&str, Pos)> = [
+            ("path", "HTTP"),
+            ("port", "HTTP"),
+            ("tcp", "tcp"),
+            ("command", "command"),
+        ]
+        .iter()
+        .filter_map(|(k, kind)| f.get(k).map(|(key, _)| (*kind, key.pos)))
+        .collect();
+        if let Some((second, pos)) = kinds.iter().find(|(k, _)| *k != kinds[0].0) {
+            let key = match *second {
+                "HTTP" => "path`/`port",
+                other => other,
+            };
+            let first = match kinds[0].0 {
+                "HTTP" => "an HTTP check (`path`/`port`)",
+                "tcp" => "`tcp`",
+                _ => "`command`",
+            };
+            self.err(
+                *pos,
+                &at(if *second == "HTTP" { "port" } else { second }),
+                Problem::new(
+                    format!("the health check has both {first} and `{key}`"),
+                    "keep exactly one kind of check: `path` and `port` (HTTP), `tcp: PORT`, or `command: [...]`",
+                ),
+            );
+            return None;
+        }
+        let kind = match kinds.first().map(|(k, _)| *k) {
+            Some("tcp") => HealthKind::Tcp,
+            Some("command") => HealthKind::Command,
+            _ => HealthKind::Http,
+        };
+        let mut command = Vec::new();
+        let (hpath, port) = match kind {
+            HealthKind::Tcp => {
+                let (_, n) = f.get("tcp")?;
+                let port = self.number(n, &at("tcp"), 1, 65535, "port")? as u16;
+                (String::new(), port)
+            }
+            HealthKind::Command => {
+                let (_, n) = f.get("command")?;
+                command = self.command(n, &at("command"))?;
+                if command.is_empty() {
                     self.err(
                         n.pos,
-                        &at("path"),
+                        &at("command"),
                         Problem::new(
-                            format!("`{p}` is not an HTTP path"),
-                            "write a path starting with /, like /health",
+                            "the health command is empty",
+                            "give the program and its arguments, like [\"/app\", \"healthcheck\"]",
                         ),
                     );
                     return None;
                 }
-                p
+                (String::new(), 0)
             }
-            None => DEFAULT_HEALTH_PATH.to_owned(),
-        };
-        let port = match f.get("port") {
-            Some((_, n)) => self.number(n, &at("port"), 1, 65535, "port")? as u16,
-            None => match ports.first() {
-                Some(p) => p.container_port,
-                None if self.suggested.contains(&at("port")) => return None,
-                None => {
-                    self.err(
-                        node.pos,
-                        &at("port"),
-                        Problem::new(
-                            "the health check has no port",
-                            "add `port: PORT`, the container port that serves the health path",
-                        ),
-                    );
-                    return None;
-                }
-            },
+            HealthKind::Http => {
+                let hpath = match f.get("path") {
+                    Some((_, n)) => {
+                        let p = self.string(n, &at("path"))?;
+                        if !p.starts_with('/') || p.contains(char::is_whitespace) {
+                            self.err(
+                                n.pos,
+                                &at("path"),
+                                Problem::new(
+                                    format!("`{p}` is not an HTTP path"),
+                                    "write a path starting with /, like /health",
+                                ),
+                            );
+                            return None;
+                        }
+                        p
+                    }
+                    None => DEFAULT_HEALTH_PATH.to_owned(),
+                };
+                let port = match f.get("port") {
+                    Some((_, n)) => self.number(n, &at("port"), 1, 65535, "port")? as u16,
+                    None => match ports.first() {
+                        Some(p) => p.container_port,
+                        None if self.suggested.contains(&at("port")) => return None,
+                        None => {
+                            self.err(
+                                node.pos,
+                                &at("port"),
+                                Problem::new(
+                                    "the health check has no port",
+                                    "add `port: PORT`, the container port that serves the health path",
+                                ),
+                            );
+                            return None;
+                        }
+                    },
+                };
+                (hpath, port)
+            }
         };
         let mut duration = |k: &str, default: Duration| -> Option<Duration> {
             match f.get(k) {
@@ -385,6 +453,8 @@ impl Checker<'_> {
             timeout: timeout?,
             start_period: start_period?,
             retries: retries?,
+            kind,
+            command,
         })
     }
 
