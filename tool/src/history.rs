@@ -203,6 +203,13 @@ pub fn last_changed_services(records: &[Record]) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The records as a pretty JSON array, newest first (as `deployer history` shows them).
+pub fn render_json(records: &[Record]) -> String {
+    let newest_first: Vec<&Record> = records.iter().rev().collect();
+    // Plain data with string keys: serialization cannot fail.
+    serde_json::to_string_pretty(&newest_first).unwrap_or_default()
+}
+
 /// Human rendering of records, newest first.
 pub fn render_human(records: &[Record]) -> String {
     if records.is_empty() {
@@ -292,6 +299,20 @@ mod tests {
             "resources": {"memory_bytes": null, "nano_cpus": null}, "stop_grace_period": 10000,
             "labels": {}, "spec_hash": "h"
         })
+    }
+
+    /// Regression: `history --output json` listed records oldest first, unlike the human view.
+    #[test]
+    fn json_lists_records_newest_first() {
+        let records = vec![
+            rec(1, Outcome::Succeeded, &[("api", "d1", "rolled")]),
+            rec(2, Outcome::Succeeded, &[("api", "d2", "rolled")]),
+        ];
+        let json: Vec<Record> = serde_json::from_str(&render_json(&records)).expect("json");
+        let ids: Vec<u64> = json.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [2, 1]);
+        let human = render_human(&records);
+        assert!(human.find("#2").expect("#2") < human.find("#1").expect("#1"));
     }
 
     #[test]

@@ -297,7 +297,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
                 .context("reading the apply history")?;
             match cli.output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&records)?),
+                Output::Json => println!("{}", history::render_json(&records)),
                 Output::Human => print!("{}", history::render_human(&records)),
             }
             Ok(ExitCode::SUCCESS)
