@@ -100,16 +100,42 @@ async fn tcp_and_command_checks_gate_the_roll_and_status_shows_the_gates_view() 
     drop(engine);
 }
 
-/// Forwards TCP connections on `addr` to the engine's unix socket: the same engine, seen as a
-/// remote one.
-async fn remote_engine_proxy(socket: String) -> String {
-    let gateway = support::run(Command::new("docker").args([
+/// The host's address on the default bridge: the IPAM gateway when the engine records one, else
+/// the address of the bridge's interface (engines restarted with an existing `docker0` leave the
+/// gateway out of IPAM).
+fn bridge_gateway() -> String {
+    let recorded = support::run(Command::new("docker").args([
         "network",
         "inspect",
         "bridge",
         "-f",
-        "{{(index .IPAM.Config 0).Gateway}}",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
     ]));
+    if !recorded.trim().is_empty() {
+        return recorded.trim().to_string();
+    }
+    let interface = support::run(Command::new("docker").args([
+        "network",
+        "inspect",
+        "bridge",
+        "-f",
+        r#"{{index .Options "com.docker.network.bridge.name"}}"#,
+    ]));
+    let shown =
+        support::run(Command::new("ip").args(["-4", "-o", "addr", "show", interface.trim()]));
+    shown
+        .split_whitespace()
+        .skip_while(|word| *word != "inet")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next())
+        .unwrap_or_else(|| panic!("no IPv4 address on {interface}: {shown}"))
+        .to_string()
+}
+
+/// Forwards TCP connections on `addr` to the engine's unix socket: the same engine, seen as a
+/// remote one.
+async fn remote_engine_proxy(socket: String) -> String {
+    let gateway = bridge_gateway();
     let listener = tokio::net::TcpListener::bind(format!("{gateway}:0"))
         .await
         .expect("bind the proxy");

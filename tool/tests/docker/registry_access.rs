@@ -75,13 +75,18 @@ fn planned_digest(out: &Output) -> String {
         .to_string()
 }
 
-/// The one stderr line of a failed run (exit 1, no panic).
+/// The one error line of a failed run (exit 1, no panic), after the `engine:` line that every
+/// plan names its engine with.
 fn one_error_line(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "exit 1: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() == 2 && lines[0].starts_with("engine: "),
+        "the engine line, then one error line: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr.trim_end().to_string()
+    lines[1].to_string()
 }
 
 fn config_path(p: &Project) -> String {
