@@ -3,9 +3,12 @@
 //! 1. no-op `deployer apply` on an 8-service fleet vs `docker-compose up -d` on the equivalent
 //!    compose file, in the same run;
 //! 2. `deployer plan` for a 200-service manifest against 200 running containers;
-//! 3. the roll of one service, start to old container removed, minus its health-check time.
+//! 3. the roll of one service, start to old container removed, minus its health-check time;
+//! 4. requests dropped during start-first rolls of a two-replica service, counted by
+//!    `canary poll` running inside the project network.
 //!
-//! Run: `cargo bench -p deployer --bench fleet` (optionally `-- noop`, `-- plan200`, `-- roll`).
+//! Run: `cargo bench -p deployer --bench fleet` (optionally `-- noop`, `-- plan200`, `-- roll`,
+//! `-- drops`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -48,6 +51,9 @@ fn main() {
         }
         if wants("roll") {
             roll_one(&engine, &p, &image).await;
+        }
+        if wants("drops") {
+            drops(&engine, &p, &image).await;
         }
     });
 }
@@ -225,7 +231,7 @@ async fn roll_one(engine: &deployer::engine::Engine, p: &Project, image: &str) {
         p.write(
             "roll.yaml",
             &format!(
-                "project: {project}\nservices:\n  api:\n    image: {image}\n    environment:\n      CANARY_MESSAGE: rev-{n}\n    health:\n      port: 8090\n      interval: 100ms\n    stop_grace_period: 5s\n"
+                "project: {project}\nservices:\n  api:\n    image: {image}\n    environment:\n      CANARY_MESSAGE: rev-{n}\n    health:\n      port: 8090\n      interval: 100ms\n    stop_grace_period: 5s\n    drain: 0s\n"
             ),
         )
     };
@@ -294,4 +300,63 @@ async fn roll_one(engine: &deployer::engine::Engine, p: &Project, image: &str) {
     }
     let (a, b, c) = stats(overheads);
     println!("  roll minus health-check time, min / median / max: {a:.0} / {b:.0} / {c:.0} ms");
+}
+
+async fn drops(engine: &deployer::engine::Engine, p: &Project, image: &str) {
+    const ROLLS: usize = 5;
+    const EVERY_MS: u64 = 10;
+    let project = format!("{}-drops", p.name);
+    let write = |n: usize| -> std::path::PathBuf {
+        p.write(
+            "drops.yaml",
+            &format!(
+                "project: {project}\nservices:\n  web:\n    image: {image}\n    replicas: 2\n    environment:\n      CANARY_MESSAGE: rev-{n}\n    health:\n      port: 8090\n      interval: 100ms\n    stop_grace_period: 5s\n"
+            ),
+        )
+    };
+    let load = |path: &Path| {
+        deployer::manifest::load(&[path.to_path_buf()], &|k| std::env::var(k).ok())
+            .expect("manifest")
+    };
+    let file = write(0);
+    let _cleanup = DeployerDown(file.clone());
+    let apply = |m: deployer::manifest::Manifest| async move {
+        apply::apply(
+            engine,
+            &support::registry_client(),
+            &m,
+            None,
+            &ApplyOptions::default(),
+            &Progress::quiet(),
+        )
+        .await
+        .expect("apply")
+    };
+    apply(load(&file)).await;
+    let poller = support::Poller::start(
+        &project,
+        image,
+        &format!("{project}-default"),
+        "http://web:8090/",
+        EVERY_MS,
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    for n in 1..=ROLLS {
+        apply(load(&write(n))).await;
+    }
+    let took = started.elapsed();
+    let count = poller.finish();
+    println!(
+        "start-first rolls of a two-replica service (default drain), a poller in the network every {EVERY_MS} ms:"
+    );
+    println!(
+        "  {} failed of {} requests over {ROLLS} start-first rolls ({:.1} s)",
+        count.failed,
+        count.ok + count.failed,
+        took.as_secs_f64()
+    );
+    for f in &count.failures {
+        println!("    {f}");
+    }
 }

@@ -34,9 +34,13 @@ pub struct ContainerSpec {
     pub command: Option<Vec<String>>,
     /// Plain environment variables.
     pub env: BTreeMap<String, String>,
-    /// Secrets, delivered as environment variables of these names. Their values are never
-    /// serialized; see `plan::Plan::restore_secrets`.
+    /// Secrets, delivered as environment variables of these names unless `secret_files` gives
+    /// them a path. Their values are never serialized; see `plan::Plan::restore_secrets`.
     pub secrets: BTreeMap<String, Secret>,
+    /// Secrets delivered as files: name -> absolute path in the container. The engine adapter
+    /// uploads them (mode 0400, owned by the container's user) before the container starts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_files: BTreeMap<String, String>,
     pub ports: Vec<PortMapping>,
     /// Networks to join, each with the service name as alias. The first is the primary one.
     pub networks: Vec<NetworkAttachment>,
@@ -48,6 +52,15 @@ pub struct ContainerSpec {
     /// Time between SIGTERM and SIGKILL when stopping the container (Docker `StopTimeout`).
     #[serde(with = "duration_ms")]
     pub stop_grace_period: Duration,
+    /// Docker `StopSignal`; the image's when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Docker `HostConfig.Init`: an init process as PID 1.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
+    /// Docker `User`; the image's when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Every label to create the container with: the user's labels plus the deployer's
     /// (`labels::*`), except `labels::IMAGE_DIGEST`, which apply adds (see `labels_with_digest`).
     pub labels: BTreeMap<String, String>,
@@ -85,7 +98,14 @@ pub const HASHED_FIELDS: &[&str] = &[
     "resources",
     "labels",
     "stop_grace_period",
+    "stop_signal",
+    "init",
+    "user",
 ];
+
+/// Fields of `HASHED_FIELDS` that take part in the hash only when set, so containers created
+/// before they existed keep their spec hash.
+const OPTIONAL_FIELDS: &[&str] = &["stop_signal", "init", "user"];
 
 /// Builds the spec of replica `replica` (1-based) of `service`.
 pub fn container_spec(manifest: &Manifest, service: &Service, replica: u32) -> ContainerSpec {
@@ -117,6 +137,7 @@ pub fn container_spec(manifest: &Manifest, service: &Service, replica: u32) -> C
         command: service.command.clone(),
         env: service.environment.clone(),
         secrets: service.secrets.clone(),
+        secret_files: service.secret_files.clone(),
         ports: service.ports.clone(),
         networks,
         mounts,
@@ -124,6 +145,9 @@ pub fn container_spec(manifest: &Manifest, service: &Service, replica: u32) -> C
         restart: service.restart,
         resources: service.resources.clone(),
         stop_grace_period: service.stop_grace_period,
+        stop_signal: service.stop_signal.clone(),
+        init: service.init,
+        user: service.user.clone(),
         labels: service.labels.clone(),
         spec_hash: String::new(),
     };
@@ -158,10 +182,18 @@ pub fn field_hashes(spec: &ContainerSpec) -> BTreeMap<&'static str, String> {
         .iter()
         .filter(|(k, _)| !k.starts_with(labels::PREFIX))
         .collect();
+    // A file secret's hash also covers its path; an environment secret's is the bare hash, as
+    // before files existed.
     let secrets: BTreeMap<&String, String> = spec
         .secrets
         .iter()
-        .map(|(k, v)| (k, secret_hash(&spec.project, &spec.service, k, v)))
+        .map(|(k, v)| {
+            let hash = secret_hash(&spec.project, &spec.service, k, v);
+            match spec.secret_files.get(k) {
+                Some(target) => (k, format!("{hash}@{target}")),
+                None => (k, hash),
+            }
+        })
         .collect();
     let networks: Vec<&str> = spec.networks.iter().map(|n| n.network.as_str()).collect();
     let mut out = BTreeMap::new();
@@ -179,6 +211,10 @@ pub fn field_hashes(spec: &ContainerSpec) -> BTreeMap<&'static str, String> {
             "resources" => canonical(&spec.resources),
             "labels" => canonical(&user_labels),
             "stop_grace_period" => canonical(&(spec.stop_grace_period.as_millis() as u64)),
+            "stop_signal" if spec.stop_signal.is_some() => canonical(&spec.stop_signal),
+            "init" if spec.init => canonical(&spec.init),
+            "user" if spec.user.is_some() => canonical(&spec.user),
+            _ if OPTIONAL_FIELDS.contains(field) => continue,
             _ => String::new(),
         };
         let digest = hex::encode(Sha256::digest(format!("{field}\0{json}").as_bytes()));
@@ -246,17 +282,38 @@ impl ContainerSpec {
         l
     }
 
-    /// `KEY=VALUE` lines for the engine: the environment, then the secrets. Fails with the
-    /// name of the first secret whose value is missing (a saved plan not yet restored).
+    /// `KEY=VALUE` lines for the engine: the environment, then the secrets not delivered as
+    /// files. Fails with the name of the first secret whose value is missing (a saved plan not
+    /// yet restored).
     pub fn env_list(&self) -> Result<Vec<String>, String> {
         let mut out: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         for (k, v) in &self.secrets {
+            if self.secret_files.contains_key(k) {
+                continue;
+            }
             match v.expose() {
                 Some(value) => out.push(format!("{k}={value}")),
                 None => return Err(k.clone()),
             }
         }
         Ok(out)
+    }
+}
+
+impl ContainerSpec {
+    /// The secrets delivered as files: (path in the container, value). Fails with the name of
+    /// the first one whose value is missing.
+    pub fn secret_file_contents(&self) -> Result<Vec<(&str, &str)>, String> {
+        self.secret_files
+            .iter()
+            .map(|(name, target)| {
+                self.secrets
+                    .get(name)
+                    .and_then(Secret::expose)
+                    .map(|v| (target.as_str(), v))
+                    .ok_or_else(|| name.clone())
+            })
+            .collect()
     }
 }
 

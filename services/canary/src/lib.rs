@@ -3,6 +3,9 @@
 //! `GET /health` answers 200 unless `CANARY_HEALTH=fail` or the file named by
 //! `CANARY_HEALTH_FILE` exists (then 503). `GET /` answers with the configured message and
 //! version, so a test can see which version of a service is serving.
+//!
+//! `canary poll` ([`poll`]) is the client side: it polls a URL at a fixed pace and counts the
+//! answers, so a test can run it inside a project network while the deployer rolls a service.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -124,10 +127,21 @@ impl Application {
 /// Probes `http://127.0.0.1:<port>/health` with a raw HTTP/1.0 request (no TLS, no client
 /// library, so it works inside a `FROM scratch` image). Returns the status code.
 pub async fn probe_health(port: u16) -> std::io::Result<u16> {
+    get_status("127.0.0.1", port, "/health").await
+}
+
+/// `GET http://<host>:<port><path>` with a raw HTTP/1.0 request on a new connection; returns
+/// the status code. The host is resolved again each time and only its first address is tried
+/// (no fall-over to the next one), so a client sees every address a name hands out.
+pub async fn get_status(host: &str, port: u16, path: &str) -> std::io::Result<u16> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let addr = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{host} has no address")))?;
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
-        .write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
         .await?;
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).await?;
@@ -135,7 +149,116 @@ pub async fn probe_health(port: u16) -> std::io::Result<u16> {
     head.split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other("the health answer is not an HTTP response"))
+        .ok_or_else(|| std::io::Error::other("the answer is not an HTTP response"))
+}
+
+/// What `canary poll` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollArgs {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    /// Time between the starts of two requests.
+    pub every: std::time::Duration,
+    /// Time limit of one request.
+    pub timeout: std::time::Duration,
+    /// Stop after this long; `None`: until SIGTERM or SIGINT.
+    pub duration: Option<std::time::Duration>,
+}
+
+impl PollArgs {
+    /// Parses `URL [--every MS] [--timeout MS] [--for SECONDS]`; URL is `http://HOST[:PORT][/PATH]`.
+    pub fn parse(args: &[String]) -> Result<PollArgs, String> {
+        let usage = "usage: canary poll http://HOST[:PORT][/PATH] [--every MS] [--timeout MS] [--for SECONDS]";
+        let mut it = args.iter();
+        let url = it.next().ok_or(usage)?;
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{url:?} is not an http:// URL; {usage}"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse()
+                    .map_err(|_| format!("{p:?} in {url:?} is not a port"))?,
+            ),
+            None => (authority, 80),
+        };
+        let mut out = PollArgs {
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+            every: std::time::Duration::from_millis(20),
+            timeout: std::time::Duration::from_millis(1000),
+            duration: None,
+        };
+        while let Some(flag) = it.next() {
+            let value = it
+                .next()
+                .ok_or_else(|| format!("{flag} needs a value; {usage}"))?;
+            let number: u64 = value
+                .parse()
+                .map_err(|_| format!("{flag} {value:?} is not a whole number; {usage}"))?;
+            match flag.as_str() {
+                "--every" => out.every = std::time::Duration::from_millis(number.max(1)),
+                "--timeout" => out.timeout = std::time::Duration::from_millis(number.max(1)),
+                "--for" => out.duration = Some(std::time::Duration::from_secs(number)),
+                _ => return Err(format!("unknown flag {flag}; {usage}")),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What `canary poll` counted; printed as one JSON line.
+#[derive(Debug, Default, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct PollReport {
+    /// Requests answered 200.
+    pub ok: u64,
+    /// Requests answered otherwise, refused, or not answered within the timeout.
+    pub failed: u64,
+    /// The first failures (at most 20): milliseconds since the start, and why.
+    pub failures: Vec<String>,
+}
+
+/// Polls until `args.duration` passes or `stop` completes, one request every `args.every`
+/// (a request still running when the next is due delays it).
+pub async fn poll(args: &PollArgs, stop: impl std::future::Future<Output = ()>) -> PollReport {
+    let started = tokio::time::Instant::now();
+    let mut report = PollReport::default();
+    let mut tick = tokio::time::interval(args.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {}
+        }
+        if args.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        let answer =
+            tokio::time::timeout(args.timeout, get_status(&args.host, args.port, &args.path)).await;
+        let why = match answer {
+            Ok(Ok(200)) => {
+                report.ok += 1;
+                continue;
+            }
+            Ok(Ok(code)) => format!("answered {code}"),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {:?}", args.timeout),
+        };
+        report.failed += 1;
+        if report.failures.len() < 20 {
+            report
+                .failures
+                .push(format!("{} ms: {why}", started.elapsed().as_millis()));
+        }
+    }
+    report
 }
 
 async fn hello(State(config): State<Arc<Config>>) -> Json<Hello> {
@@ -166,6 +289,62 @@ mod tests {
         };
         let got = Config::from_env(env).map(|c| (c.port, c.health_fails));
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn poll_arguments() {
+        let args =
+            |v: &[&str]| PollArgs::parse(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let a = args(&["http://web:8090/health", "--every", "10", "--for", "3"]).expect("parses");
+        assert_eq!(
+            (a.host.as_str(), a.port, a.path.as_str()),
+            ("web", 8090, "/health")
+        );
+        assert_eq!(a.every, std::time::Duration::from_millis(10));
+        assert_eq!(a.duration, Some(std::time::Duration::from_secs(3)));
+        let b = args(&["http://web"]).expect("parses");
+        assert_eq!((b.port, b.path.as_str(), b.duration), (80, "/", None));
+        assert!(args(&[]).is_err());
+        assert!(args(&["web:80"]).is_err());
+        assert!(args(&["http://web", "--every"]).is_err());
+        assert!(args(&["http://web", "--often", "3"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn poll_counts_answers_and_refusals() {
+        let app =
+            Application::build(Config::from_env(|k| (k == "PORT").then(|| "0".into())).unwrap())
+                .await
+                .expect("bind");
+        let port = app.port();
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        let mut args = PollArgs::parse(&[format!("http://127.0.0.1:{port}/health")]).unwrap();
+        args.every = std::time::Duration::from_millis(5);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let polling = tokio::spawn(async move {
+            poll(&args, async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let _ = tx.send(());
+        let report = polling.await.expect("poller");
+        assert!(report.ok > 0, "{report:?}");
+        assert_eq!(report.failed, 0, "{report:?}");
+
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let mut args = PollArgs::parse(&[format!("http://127.0.0.1:{dead_port}/")]).unwrap();
+        args.every = std::time::Duration::from_millis(5);
+        args.duration = Some(std::time::Duration::from_millis(50));
+        let report = poll(&args, std::future::pending()).await;
+        assert_eq!(report.ok, 0, "{report:?}");
+        assert!(
+            report.failed > 0 && !report.failures.is_empty(),
+            "{report:?}"
+        );
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! `canary`: serve (default) or `canary healthcheck` (exit 0 when /health answers 200).
+//! `canary`: serve (default), `canary healthcheck` (exit 0 when /health answers 200), or
+//! `canary poll URL [--every MS] [--timeout MS] [--for SECONDS]` (polls until the time is up or
+//! SIGTERM/SIGINT, then prints `{"ok":N,"failed":M,"failures":[...]}` on stdout).
 
 use anyhow::Context;
 use canary::{Application, Config};
@@ -15,6 +17,16 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<std::process::ExitCode> {
+    if std::env::args().nth(1).as_deref() == Some("poll") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        let args = canary::PollArgs::parse(&args).map_err(anyhow::Error::msg)?;
+        let report = canary::poll(&args, shutdown_signal()).await;
+        println!(
+            "{}",
+            serde_json::to_string(&report).context("printing the report")?
+        );
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let config =
         Config::from_env(|k| std::env::var(k).ok()).context("reading the configuration")?;
     match std::env::args().nth(1).as_deref() {
@@ -30,7 +42,9 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
                 std::process::ExitCode::FAILURE
             });
         }
-        Some(other) => anyhow::bail!("unknown subcommand {other:?}; use `serve` or `healthcheck`"),
+        Some(other) => {
+            anyhow::bail!("unknown subcommand {other:?}; use `serve`, `healthcheck` or `poll`")
+        }
     }
     let app = Application::build(config.clone())
         .await

@@ -398,6 +398,9 @@ struct Rolled {
     new: Vec<String>,
     /// Old containers stopped: removed on commit, started again on undo.
     retired: Vec<String>,
+    /// Old containers taken out of the service's DNS alias before they were stopped: (id,
+    /// network, aliases it had there), given back on undo.
+    unaliased: Vec<(String, String, Vec<String>)>,
     /// Roll order used: stop-first services stop new containers before restarting old ones.
     stop_first: bool,
     probe: Option<crate::manifest::HealthCheck>,
@@ -682,6 +685,17 @@ impl<'a> Executor<'a> {
             .update
             .as_ref()
             .map_or(1, |u| u.parallelism.max(1) as usize);
+        let drain = sp
+            .update
+            .as_ref()
+            .map_or(crate::manifest::DEFAULT_DRAIN, |u| u.drain);
+        // A fresh service has nobody serving its alias yet; in every other roll a new
+        // container joins the alias only once it is healthy.
+        let late_alias = !matches!(sp.action, Action::Create);
+        let how_to = Retire {
+            grace: first.stop_grace_period,
+            drain,
+        };
         let probe_target = ProbeTarget {
             network: first
                 .networks
@@ -762,13 +776,23 @@ impl<'a> Executor<'a> {
                 return (rolled, Some(format!("{why}; not every replica was rolled")));
             }
             let results = join_all(group.iter().map(|(spec, olds)| {
-                self.roll_replica(spec, olds, &reference, &digest, stop_first, &probe_target)
+                self.roll_replica(
+                    spec,
+                    olds,
+                    &reference,
+                    &digest,
+                    stop_first,
+                    late_alias,
+                    &how_to,
+                    &probe_target,
+                )
             }))
             .await;
             let mut failure = None;
             for r in results {
                 rolled.new.extend(r.new);
                 rolled.retired.extend(r.retired);
+                rolled.unaliased.extend(r.unaliased);
                 if let Some(e) = r.error {
                     failure.get_or_insert(e);
                 }
@@ -800,20 +824,21 @@ impl<'a> Executor<'a> {
             .into_iter()
             .filter(|id| !rolled.retired.contains(id))
             .collect();
-        for id in extra {
-            if let Err(e) = self
-                .engine
-                .stop_container(&id, Some(first.stop_grace_period))
-                .await
-            {
-                return (rolled, Some(e.to_string()));
-            }
-            rolled.retired.push(id);
+        let mut out = ReplicaResult::default();
+        let retired = self.retire(&extra, &how_to, &mut out).await;
+        rolled.retired.extend(out.retired);
+        rolled.unaliased.extend(out.unaliased);
+        if let Err(e) = retired {
+            return (rolled, Some(e));
         }
         self.progress.service(&sp.service, "done");
         (rolled, None)
     }
 
+    /// Rolls one replica: the new container is created (without the service's DNS alias when
+    /// `late_alias`), started and health-gated, then given the alias; the old ones are retired
+    /// (see [`Executor::retire`]) before that with `stop_first`, else after.
+    #[allow(clippy::too_many_arguments)]
     async fn roll_replica(
         &self,
         spec: &ContainerSpec,
@@ -821,26 +846,21 @@ impl<'a> Executor<'a> {
         reference: &str,
         digest: &str,
         stop_first: bool,
+        late_alias: bool,
+        how_to: &Retire,
         target: &ProbeTarget,
     ) -> ReplicaResult {
         let mut out = ReplicaResult::default();
         if stop_first {
-            for id in olds {
-                if let Err(e) = self
-                    .engine
-                    .stop_container(id, Some(spec.stop_grace_period))
-                    .await
-                {
-                    out.error = Some(e.to_string());
-                    return out;
-                }
-                out.retired.push(id.clone());
+            if let Err(e) = self.retire(olds, how_to, &mut out).await {
+                out.error = Some(e);
+                return out;
             }
         }
         let suffix = random_suffix();
         let id = match self
             .engine
-            .create_from_spec(spec, reference, digest, &suffix)
+            .create_from_spec(spec, reference, digest, &suffix, !late_alias)
             .await
         {
             Ok(id) => id,
@@ -890,26 +910,72 @@ impl<'a> Executor<'a> {
                 return out;
             }
         }
-        out.new.push(id);
-        if !stop_first {
-            for old in olds {
-                if let Err(e) = self
-                    .engine
-                    .stop_container(old, Some(spec.stop_grace_period))
-                    .await
-                {
-                    out.error = Some(e.to_string());
+        if late_alias {
+            for n in &spec.networks {
+                if let Err(e) = self.engine.set_aliases(&id, &n.network, &n.aliases).await {
+                    let _ = self.engine.remove_container(&id).await;
+                    out.error = Some(format!("new container {name} is healthy, but {e}"));
                     return out;
                 }
-                out.retired.push(old.clone());
+            }
+        }
+        out.new.push(id);
+        if !stop_first {
+            if let Err(e) = self.retire(olds, how_to, &mut out).await {
+                out.error = Some(e);
+                return out;
             }
         }
         out
     }
 
+    /// Takes old containers out of service: each leaves the service's DNS alias on every
+    /// network (it stays on the network, under a new address, so it can finish its own work),
+    /// then after `drain` all of them are stopped. Records what it did in `out`.
+    async fn retire(
+        &self,
+        olds: &[String],
+        how: &Retire,
+        out: &mut ReplicaResult,
+    ) -> Result<(), String> {
+        if olds.is_empty() {
+            return Ok(());
+        }
+        for id in olds {
+            let details = self
+                .engine
+                .inspect_container(id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let service = details.labels.get(crate::labels::SERVICE);
+            for (network, aliases) in &details.networks {
+                if !service.is_some_and(|s| aliases.contains(s)) {
+                    continue;
+                }
+                self.engine
+                    .set_aliases(id, network, &[])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                out.unaliased
+                    .push((id.clone(), network.clone(), aliases.clone()));
+            }
+        }
+        if !how.drain.is_zero() {
+            tokio::time::sleep(how.drain).await;
+        }
+        for id in olds {
+            self.engine
+                .stop_container(id, Some(how.grace))
+                .await
+                .map_err(|e| e.to_string())?;
+            out.retired.push(id.clone());
+        }
+        Ok(())
+    }
+
     /// Puts one service back: its retired containers run again, its new ones are removed.
     async fn undo(&self, rolled: &Rolled) -> Result<(), String> {
-        if rolled.new.is_empty() && rolled.retired.is_empty() {
+        if rolled.new.is_empty() && rolled.retired.is_empty() && rolled.unaliased.is_empty() {
             return Ok(());
         }
         self.progress.service(&rolled.service, "rolling back");
@@ -929,6 +995,12 @@ impl<'a> Executor<'a> {
         let target = rolled.probe_target.clone().unwrap_or(ProbeTarget {
             network: String::new(),
         });
+        for (id, network, aliases) in &rolled.unaliased {
+            self.engine
+                .set_aliases(id, network, aliases)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         for id in &rolled.retired {
             self.engine
                 .start_container(id)
@@ -995,7 +1067,16 @@ impl Executor<'_> {
 struct ReplicaResult {
     new: Vec<String>,
     retired: Vec<String>,
+    unaliased: Vec<(String, String, Vec<String>)>,
     error: Option<String>,
+}
+
+/// How a service's old containers are stopped.
+struct Retire {
+    /// `stop_grace_period`: SIGTERM (or `stop_signal`) to SIGKILL.
+    grace: std::time::Duration,
+    /// Time between leaving the DNS alias and the stop.
+    drain: std::time::Duration,
 }
 
 fn service_record(sp: &ServicePlan) -> ServiceRecord {

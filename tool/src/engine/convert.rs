@@ -14,11 +14,14 @@ use crate::spec::ContainerSpec;
 
 /// The create body for `spec`, running `image` (the reference to create from, possibly pinned
 /// to a digest) and labelled with `image_digest`. Only the first network is attached at
-/// creation (API 1.41 accepts one); `Engine::create_from_spec` connects the others.
+/// creation (API 1.41 accepts one); `Engine::create_from_spec` connects the others. Without
+/// `aliases` the container joins its network without the service's DNS alias (it gets it once
+/// healthy, see `Engine::set_aliases`).
 pub fn create_body(
     spec: &ContainerSpec,
     image: &str,
     image_digest: &str,
+    aliases: bool,
 ) -> Result<ContainerCreateBody, EngineError> {
     let env = spec.env_list().map_err(|name| EngineError::Config(format!(
         "the value of secret {name} of service {} is missing; apply the plan with the same manifests it was made from",
@@ -85,13 +88,14 @@ pub fn create_body(
             .and_then(|m| i64::try_from(m).ok()),
         nano_cpus: spec.resources.nano_cpus.and_then(|c| i64::try_from(c).ok()),
         network_mode: primary.map(|n| n.network.clone()),
+        init: spec.init.then_some(true),
         ..Default::default()
     };
     let networking_config = primary.map(|n| NetworkingConfig {
         endpoints_config: Some(HashMap::from([(
             n.network.clone(),
             EndpointSettings {
-                aliases: Some(n.aliases.clone()),
+                aliases: aliases.then(|| n.aliases.clone()),
                 ..Default::default()
             },
         )])),
@@ -103,6 +107,8 @@ pub fn create_body(
         labels: Some(spec.labels_with_digest(image_digest).into_iter().collect()),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         stop_timeout: i64::try_from(spec.stop_grace_period.as_secs()).ok(),
+        stop_signal: spec.stop_signal.clone(),
+        user: spec.user.clone(),
         host_config: Some(host_config),
         networking_config,
         ..Default::default()

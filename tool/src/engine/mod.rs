@@ -4,6 +4,7 @@
 //! so nothing outside `engine` depends on bollard. Every call names what it was doing when it
 //! fails, and connection failures become one clear [`EngineError::Unreachable`].
 
+mod archive;
 mod connect;
 mod convert;
 
@@ -118,6 +119,10 @@ pub struct ContainerDetails {
     pub health: DockerHealth,
     /// IP address per network name.
     pub ips: BTreeMap<String, String>,
+    /// DNS aliases per network the container is attached to (also when it is stopped).
+    pub networks: BTreeMap<String, Vec<String>>,
+    /// The user it runs as (`Config.User`; empty for the image's default, root).
+    pub user: String,
     /// Published ports: `(container_port, host_port)` for TCP.
     pub published: Vec<(u16, u16)>,
     pub labels: BTreeMap<String, String>,
@@ -302,9 +307,12 @@ impl Engine {
             _ => DockerHealth::None,
         };
         let net = c.network_settings.unwrap_or_default();
-        let ips = net
-            .networks
-            .unwrap_or_default()
+        let endpoints = net.networks.unwrap_or_default();
+        let networks = endpoints
+            .iter()
+            .map(|(name, ep)| (name.clone(), ep.aliases.clone().unwrap_or_default()))
+            .collect();
+        let ips = endpoints
             .into_iter()
             .filter_map(|(name, ep)| {
                 ep.ip_address
@@ -335,7 +343,13 @@ impl Engine {
             state: run_state,
             health,
             ips,
+            networks,
             published,
+            user: c
+                .config
+                .as_ref()
+                .and_then(|cfg| cfg.user.clone())
+                .unwrap_or_default(),
             labels: c
                 .config
                 .and_then(|cfg| cfg.labels)
@@ -378,33 +392,192 @@ impl Engine {
     }
 
     /// Creates (does not start) the container `spec` describes, named
-    /// `spec.container_name(suffix)`, and joins it to every network of the spec with its
-    /// aliases. Returns the id.
+    /// `spec.container_name(suffix)`, joins it to every network of the spec (with the service's
+    /// DNS alias only when `aliases`; see [`Engine::set_aliases`]) and uploads its secret files.
+    /// Returns the id. A container that could not be completed is removed.
     pub async fn create_from_spec(
         &self,
         spec: &crate::spec::ContainerSpec,
         image: &str,
         image_digest: &str,
         suffix: &str,
+        aliases: bool,
     ) -> Result<String, EngineError> {
-        let body = create_body(spec, image, image_digest)?;
+        let body = create_body(spec, image, image_digest, aliases)?;
         let name = spec.container_name(suffix);
         let id = self.create_container(&name, body).await?;
-        for extra in spec.networks.iter().skip(1) {
-            let req = bollard::models::NetworkConnectRequest {
-                container: id.clone(),
-                endpoint_config: Some(bollard::models::EndpointSettings {
-                    aliases: Some(extra.aliases.clone()),
-                    ..Default::default()
-                }),
-            };
-            if let Err(e) = self.docker.connect_network(&extra.network, req).await {
-                let err = self.error(&format!("joining {name} to network {}", extra.network), e);
-                let _ = self.remove_container(&id).await;
-                return Err(err);
+        let completed = async {
+            for extra in spec.networks.iter().skip(1) {
+                let req = bollard::models::NetworkConnectRequest {
+                    container: id.clone(),
+                    endpoint_config: Some(bollard::models::EndpointSettings {
+                        aliases: aliases.then(|| extra.aliases.clone()),
+                        ..Default::default()
+                    }),
+                };
+                self.docker
+                    .connect_network(&extra.network, req)
+                    .await
+                    .map_err(|e| {
+                        self.error(&format!("joining {name} to network {}", extra.network), e)
+                    })?;
             }
+            if !spec.secret_files.is_empty() {
+                self.put_secret_files(&id, &name, spec).await?;
+            }
+            Ok::<(), EngineError>(())
+        };
+        if let Err(e) = completed.await {
+            let _ = self.remove_container(&id).await;
+            return Err(e);
         }
         Ok(id)
+    }
+
+    /// Gives container `id` exactly `aliases` on `network`, by leaving the network and joining
+    /// it again (the engine cannot change the aliases of an attachment). Its address on that
+    /// network changes, and its open connections there are cut.
+    pub async fn set_aliases(
+        &self,
+        id: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<(), EngineError> {
+        let action = format!("changing the aliases of {id} on network {network}");
+        let leave = bollard::models::NetworkDisconnectRequest {
+            container: id.to_string(),
+            force: Some(true),
+        };
+        match self.docker.disconnect_network(network, leave).await {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.contains("is not connected") => {}
+            Err(e) => return Err(self.error(&action, e)),
+        }
+        let join = bollard::models::NetworkConnectRequest {
+            container: id.to_string(),
+            endpoint_config: Some(bollard::models::EndpointSettings {
+                aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+                ..Default::default()
+            }),
+        };
+        self.docker
+            .connect_network(network, join)
+            .await
+            .map_err(|e| self.error(&action, e))
+    }
+
+    /// Uploads the secret files of `spec` into the created container `id`: mode 0400, owned
+    /// by the user the container runs as. Errors name the secret, never its value.
+    async fn put_secret_files(
+        &self,
+        id: &str,
+        name: &str,
+        spec: &crate::spec::ContainerSpec,
+    ) -> Result<(), EngineError> {
+        let files = spec.secret_file_contents().map_err(|secret| EngineError::Config(format!(
+            "the value of secret {secret} of service {} is missing; apply the plan with the same manifests it was made from",
+            spec.service
+        )))?;
+        let user = self.inspect_container(id).await?.user;
+        let (uid, gid) = self.resolve_user(id, &user).await.map_err(|why| {
+            EngineError::Config(format!(
+                "delivering the secret files of service {}: {why}",
+                spec.service
+            ))
+        })?;
+        let entries: Vec<archive::TarFile<'_>> = files
+            .iter()
+            .map(|&(path, value)| archive::TarFile {
+                path,
+                data: value.as_bytes(),
+                mode: 0o400,
+                uid,
+                gid,
+            })
+            .collect();
+        let tar = archive::tar(&entries).map_err(EngineError::Config)?;
+        let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+            .path("/")
+            .build();
+        self.docker
+            .upload_to_container(id, Some(opts), bollard::body_full(bytes::Bytes::from(tar)))
+            .await
+            .map_err(|e| self.error(&format!("putting the secret files into {name}"), e))
+    }
+
+    /// The numeric uid and gid of `user` (`NAME`, `UID`, `NAME:GROUP`, `UID:GID`, empty for
+    /// root) in the created container `id`, looking names up in its `/etc/passwd` and
+    /// `/etc/group`.
+    async fn resolve_user(&self, id: &str, user: &str) -> Result<(u32, u32), String> {
+        if user.is_empty() {
+            return Ok((0, 0));
+        }
+        let (u, g) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user, None),
+        };
+        let passwd = self.read_file(id, "/etc/passwd").await;
+        let entry = |name_or_id: &str| {
+            passwd.as_deref().and_then(|text| {
+                text.lines()
+                    .map(|l| l.split(':').collect::<Vec<_>>())
+                    .find(|f| f.len() > 3 && (f[0] == name_or_id || f[2] == name_or_id))
+                    .and_then(|f| Some((f[2].parse::<u32>().ok()?, f[3].parse::<u32>().ok()?)))
+            })
+        };
+        let (uid, primary_gid) = match (u.parse::<u32>(), entry(u)) {
+            (_, Some(found)) => found,
+            (Ok(uid), None) => (uid, 0),
+            (Err(_), None) => {
+                return Err(format!(
+                    "user `{u}` is not in the image's /etc/passwd; give `user` as UID:GID"
+                ))
+            }
+        };
+        let gid = match g {
+            None => primary_gid,
+            Some(g) => match g.parse::<u32>() {
+                Ok(gid) => gid,
+                Err(_) => {
+                    let groups = self.read_file(id, "/etc/group").await;
+                    groups
+                        .as_deref()
+                        .and_then(|text| {
+                            text.lines()
+                                .map(|l| l.split(':').collect::<Vec<_>>())
+                                .find(|f| f.len() > 2 && f[0] == g)
+                                .and_then(|f| f[2].parse().ok())
+                        })
+                        .ok_or_else(|| {
+                            format!(
+                                "group `{g}` is not in the image's /etc/group; give `user` as UID:GID"
+                            )
+                        })?
+                }
+            },
+        };
+        Ok((uid, gid))
+    }
+
+    /// A text file of container `id` (created or running), through the archive API; `None`
+    /// when it is missing or unreadable.
+    async fn read_file(&self, id: &str, path: &str) -> Option<String> {
+        let opts = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut stream = self.docker.download_from_container(id, Some(opts));
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            archive.extend_from_slice(&chunk.ok()?);
+            if archive.len() > 4 << 20 {
+                return None;
+            }
+        }
+        archive::first_file(&archive).and_then(|b| String::from_utf8(b).ok())
     }
 
     /// Starts a created container.

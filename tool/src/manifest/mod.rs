@@ -23,7 +23,8 @@ pub use error::{Diagnostic, ManifestError};
 pub use types::{
     duration_ms, parse_cpus, parse_duration, parse_memory, FailureAction, HealthCheck, HealthKind,
     ImageRef, NetworkName, PortMapping, Problem, ProjectName, Protocol, Resources, RestartPolicy,
-    Secret, ServiceName, UpdateOrder, UpdatePolicy, VolumeMount, VolumeName, SENSITIVE,
+    Secret, ServiceName, UpdateOrder, UpdatePolicy, VolumeMount, VolumeName, DEFAULT_DRAIN,
+    SENSITIVE,
 };
 
 /// The manifest every `-f` defaults to.
@@ -54,8 +55,11 @@ pub struct Service {
     pub command: Option<Vec<String>>,
     /// `env_file` entries first, then `environment` over them.
     pub environment: BTreeMap<String, String>,
-    /// Secrets, by the environment variable name they are delivered under.
+    /// Secrets by name: delivered as environment variables of that name, unless they are in
+    /// `secret_files`.
     pub secrets: BTreeMap<String, Secret>,
+    /// Secrets delivered as files instead: name -> absolute path in the container (`target`).
+    pub secret_files: BTreeMap<String, String>,
     pub ports: Vec<PortMapping>,
     /// Never empty: `[default]` when the manifest lists none.
     pub networks: Vec<NetworkName>,
@@ -70,6 +74,12 @@ pub struct Service {
     pub restart: RestartPolicy,
     /// Time between SIGTERM and SIGKILL when a container is stopped.
     pub stop_grace_period: Duration,
+    /// Signal sent to stop a container (Docker `StopSignal`); the image's when `None`.
+    pub stop_signal: Option<String>,
+    /// Run an init process as PID 1 that forwards signals and reaps children (Docker `Init`).
+    pub init: bool,
+    /// The user the container runs as (Docker `User`); the image's when `None`.
+    pub user: Option<String>,
 }
 
 /// A network the project needs, with its engine name `<project>-<name>`.

@@ -485,3 +485,43 @@ service q
   replicas 1 update StartFirst/1/Rollback restart UnlessStopped grace 10s",
     );
 }
+
+#[test]
+fn stop_signal_init_user_drain_and_secret_targets_are_read() {
+    let sources = vec![(
+        PathBuf::from("m.yaml"),
+        r#"
+project: p
+services:
+  api:
+    image: api
+    stop_signal: quit
+    init: true
+    user: "1000:app"
+    drain: 500ms
+    secrets:
+      TOKEN: {env: TOKEN, target: /run/secrets/token}
+      PLAIN: {env: TOKEN}
+  web:
+    image: web
+"#
+        .to_owned(),
+    )];
+    let m = load_sources(&sources, &env).unwrap_or_else(|e| panic!("{e}"));
+    let api = &m.services["api"];
+    assert_eq!(api.stop_signal.as_deref(), Some("SIGQUIT"));
+    assert!(api.init);
+    assert_eq!(api.user.as_deref(), Some("1000:app"));
+    assert_eq!(api.update.drain, std::time::Duration::from_millis(500));
+    assert_eq!(
+        api.secret_files.get("TOKEN").map(String::as_str),
+        Some("/run/secrets/token")
+    );
+    assert!(!api.secret_files.contains_key("PLAIN"));
+    let web = &m.services["web"];
+    assert_eq!(
+        (web.stop_signal.as_deref(), web.init, web.user.as_deref()),
+        (None, false, None)
+    );
+    assert_eq!(web.update.drain, DEFAULT_DRAIN);
+}

@@ -508,6 +508,17 @@ pub struct UpdatePolicy {
     /// How many replicas roll at once (at least 1).
     pub parallelism: u32,
     pub failure_action: FailureAction,
+    /// The manifest's service-level `drain`: how long an old container stays running, out of
+    /// the service's DNS alias, before it is stopped.
+    #[serde(default = "default_drain", with = "duration_ms")]
+    pub drain: Duration,
+}
+
+/// `drain` when the manifest does not say.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(2);
+
+fn default_drain() -> Duration {
+    DEFAULT_DRAIN
 }
 
 impl Default for UpdatePolicy {
@@ -516,8 +527,90 @@ impl Default for UpdatePolicy {
             order: UpdateOrder::StartFirst,
             parallelism: 1,
             failure_action: FailureAction::Rollback,
+            drain: DEFAULT_DRAIN,
         }
     }
+}
+
+/// Signals a manifest may name in `stop_signal` (with or without the `SIG` prefix).
+pub const STOP_SIGNALS: &[&str] = &[
+    "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGWINCH",
+    "SIGPWR", "SIGABRT", "SIGALRM",
+];
+
+/// Parses `stop_signal`: a signal name (`SIGQUIT`, `QUIT`) or number (1 to 64), normalized to
+/// the `SIG` name or the number as written.
+pub fn parse_stop_signal(s: &str) -> Result<String, Problem> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<u32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n.to_string());
+        }
+    }
+    let upper = t.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    if STOP_SIGNALS.contains(&name.as_str()) {
+        return Ok(name);
+    }
+    Err(Problem::new(
+        format!("`{s}` is not a stop signal"),
+        "use a signal name such as SIGTERM, SIGQUIT or SIGINT, or a number from 1 to 64",
+    ))
+}
+
+/// Parses `user`: `NAME`, `UID`, `NAME:GROUP` or `UID:GID`, as Docker takes it.
+pub fn parse_user(s: &str) -> Result<String, Problem> {
+    let t = s.trim();
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 64
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let ok = match t.split_once(':') {
+        Some((u, g)) => part_ok(u) && part_ok(g),
+        None => part_ok(t),
+    };
+    if ok {
+        Ok(t.to_owned())
+    } else {
+        Err(Problem::new(
+            format!("`{s}` is not a user"),
+            "write a user name or uid, optionally with `:GROUP` or `:GID`, like `app` or `1000:1000`",
+        ))
+    }
+}
+
+/// Checks a secret's `target`: an absolute path inside the container, without `.` or `..`
+/// parts, not a directory.
+pub fn parse_secret_target(s: &str) -> Result<String, Problem> {
+    let t = s.trim();
+    let bad = |why: &str| {
+        Err(Problem::new(
+            format!("`{s}` {why}"),
+            "write an absolute file path such as /run/secrets/NAME",
+        ))
+    };
+    if !t.starts_with('/') {
+        return bad("is not an absolute path");
+    }
+    if t.ends_with('/') {
+        return bad("names a directory, not a file");
+    }
+    if t[1..]
+        .split('/')
+        .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        return bad("has an empty, `.` or `..` part");
+    }
+    if t.len() > 255 {
+        return bad("is longer than 255 characters");
+    }
+    Ok(t.to_owned())
 }
 
 /// Resource limits. `nano_cpus` is Docker's unit: 1 CPU = 1_000_000_000.

@@ -485,6 +485,14 @@ fn service_action(
                             changed_fields.insert((*field).to_owned());
                         }
                     }
+                    // A field set before and unset now (`stop_signal`, `init`, `user`).
+                    for field in have.keys() {
+                        if spec::HASHED_FIELDS.contains(&field.as_str())
+                            && !want_fields.contains_key(field.as_str())
+                        {
+                            changed_fields.insert(field.clone());
+                        }
+                    }
                     if changed_fields.is_empty() {
                         // Same fields, different overall hash: a label was edited by hand.
                         changed_fields.insert("unknown".to_owned());

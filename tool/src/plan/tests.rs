@@ -603,6 +603,64 @@ No changes.
 }
 
 #[test]
+fn stop_signal_init_user_and_secret_targets_roll_and_drain_does_not() {
+    let add = |extra: &str| {
+        let extra = extra.to_owned();
+        move |s: &str| {
+            s.replace(
+                "    image: worker:1\n",
+                &format!("    image: worker:1\n{extra}"),
+            )
+        }
+    };
+    for (extra, field) in [
+        ("    stop_signal: SIGQUIT\n", "stop_signal"),
+        ("    init: true\n", "init"),
+        ("    user: \"1000\"\n", "user"),
+    ] {
+        let plan = replan(add(extra), |_| {});
+        check(
+            &plan,
+            &format!(
+                "api: unchanged\ndb: unchanged\nworker: replace [configuration changed: {field}]"
+            ),
+        );
+        // And back: a key removed again is named too.
+        let set = load(&add(extra)(FLEET));
+        let observed = applied(&compute(&set, &empty()), &empty());
+        let plan = compute(&load(FLEET), &observed);
+        check(
+            &plan,
+            &format!(
+                "api: unchanged\ndb: unchanged\nworker: replace [configuration changed: {field}]"
+            ),
+        );
+    }
+    let plan = replan(add("    drain: 10s\n"), |_| {});
+    assert!(!plan.has_changes(), "{}", actions(&plan));
+    let plan = replan(
+        |s| s.replace("{env: TOKEN}", "{env: TOKEN, target: /run/secrets/token}"),
+        |_| {},
+    );
+    check(
+        &plan,
+        "api: replace [configuration changed: secrets]\ndb: unchanged\nworker: unchanged",
+    );
+    let spec = &plan
+        .services
+        .iter()
+        .find(|s| s.service == "api")
+        .expect("api")
+        .desired[0];
+    assert_eq!(spec.env_list().expect("values"), Vec::<String>::new());
+    assert_eq!(
+        spec.secret_file_contents().expect("values"),
+        vec![("/run/secrets/token", "t0ps3cret")]
+    );
+    assert!(!plan.to_json().contains("t0ps3cret"));
+}
+
+#[test]
 fn spec_hash_is_stable_across_runs() {
     // Pinned: a change here replaces every container of every fleet on the next apply, so it
     // must be deliberate.

@@ -11,3 +11,4 @@ mod engine_select;
 mod health_probe;
 mod registry;
 mod registry_access;
+mod roll;

@@ -458,10 +458,11 @@ pub fn deployer_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_deployer"))
 }
 
-/// A manifest service block for the canary with a fast health check.
+/// A manifest service block for the canary with a fast health check and no drain (the tests
+/// that measure draining set their own).
 pub fn canary_service(name: &str, image: &str, extra: &str) -> String {
     format!(
-        "  {name}:\n    image: {image}\n    health:\n      path: /health\n      port: 8090\n      interval: 100ms\n      timeout: 1s\n      retries: 10\n    stop_grace_period: 2s\n{extra}"
+        "  {name}:\n    image: {image}\n    health:\n      path: /health\n      port: 8090\n      interval: 100ms\n      timeout: 1s\n      retries: 10\n    stop_grace_period: 2s\n    drain: 0s\n{extra}"
     )
 }
 
@@ -483,4 +484,62 @@ pub fn deployer_static_binary() -> PathBuf {
             bin
         })
         .clone()
+}
+
+/// `canary poll` running as a container on a project network, polling `url` every `every_ms`;
+/// removed on drop.
+pub struct Poller {
+    pub name: String,
+}
+
+/// What a [`Poller`] counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollCount {
+    pub ok: u64,
+    pub failed: u64,
+    pub failures: Vec<String>,
+}
+
+impl Poller {
+    /// Starts the poller from the canary image `image` on `network`, labelled for `project`'s
+    /// cleanup.
+    pub fn start(project: &str, image: &str, network: &str, url: &str, every_ms: u64) -> Poller {
+        let name = format!("{project}-poller-{}", free_port());
+        run(Command::new("docker")
+            .args(["run", "-d", "--name", &name, "--network", network])
+            .args(["--label", &format!("deployer.project={project}")])
+            .args([image, "poll", url, "--every", &every_ms.to_string()]));
+        Poller { name }
+    }
+
+    /// Stops the poller (SIGTERM) and reads its counts.
+    pub fn finish(&self) -> PollCount {
+        run(Command::new("docker").args(["stop", "-t", "10", &self.name]));
+        let out = run(Command::new("docker").args(["logs", &self.name]));
+        let line = out.lines().last().unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("the poller printed {out:?}, not its JSON report: {e}"));
+        PollCount {
+            ok: v["ok"].as_u64().expect("ok count"),
+            failed: v["failed"].as_u64().expect("failed count"),
+            failures: v["failures"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::super::types::{Problem, Secret};
+use super::super::types::{parse_secret_target, Problem, Secret};
 use super::super::yaml::{join_path, Kind, Node};
 use super::text::{is_env_name, unquote};
 use super::Checker;
 
-const SECRET_KEYS: &[&str] = &["file", "env"];
+const SECRET_KEYS: &[&str] = &["file", "env", "target"];
 
 impl Checker<'_> {
     /// `env_file: FILE` or a list of files, read relative to the manifest that names them.
@@ -70,14 +70,15 @@ impl Checker<'_> {
         node: &Node,
         path: &str,
         environment: &BTreeMap<String, String>,
-    ) -> BTreeMap<String, Secret> {
+    ) -> (BTreeMap<String, Secret>, BTreeMap<String, String>) {
         let mut out = BTreeMap::new();
+        let mut files = BTreeMap::new();
         let Some(entries) = self.map(
             node,
             path,
-            "write each secret as `NAME: {file: PATH}` or `NAME: {env: VAR}`",
+            "write each secret as `NAME: {file: PATH}` or `NAME: {env: VAR}`, with `target: /run/secrets/NAME` to deliver it as a file",
         ) else {
-            return out;
+            return (out, files);
         };
         for (key, value) in entries {
             let p = join_path(path, &key.name);
@@ -172,8 +173,16 @@ impl Checker<'_> {
                     continue;
                 }
             };
+            if let Some((_, t)) = f.get("target") {
+                match self.parsed(t, &join_path(&p, "target"), parse_secret_target) {
+                    Some(target) => {
+                        files.insert(key.name.clone(), target);
+                    }
+                    None => continue,
+                }
+            }
             out.insert(key.name.clone(), secret);
         }
-        out
+        (out, files)
     }
 }

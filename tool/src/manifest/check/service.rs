@@ -4,12 +4,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::super::types::{
-    parse_cpus, parse_duration, parse_memory, FailureAction, HealthCheck, HealthKind, ImageRef,
-    NetworkName, PortMapping, Problem, Resources, RestartPolicy, ServiceName, UpdateOrder,
-    UpdatePolicy, VolumeName,
+    parse_cpus, parse_duration, parse_memory, parse_stop_signal, parse_user, FailureAction,
+    HealthCheck, HealthKind, ImageRef, NetworkName, PortMapping, Problem, Resources, RestartPolicy,
+    ServiceName, UpdateOrder, UpdatePolicy, VolumeName,
 };
 use super::super::yaml::{join_path, Key, Kind, Node, Pos};
-use super::super::{Service, DEFAULT_NETWORK};
+use super::super::{Service, DEFAULT_DRAIN, DEFAULT_NETWORK};
 use super::{Checker, ServiceDraft};
 use crate::labels;
 
@@ -30,6 +30,10 @@ pub(super) const SERVICE_KEYS: &[&str] = &[
     "labels",
     "restart",
     "stop_grace_period",
+    "stop_signal",
+    "init",
+    "user",
+    "drain",
 ];
 const HEALTH_KEYS: &[&str] = &[
     "path",
@@ -81,7 +85,7 @@ impl Checker<'_> {
         let image = self.image(node("image"), key, &at("image"));
         let command = node("command").and_then(|n| self.command(n, &at("command")));
         let environment = self.environment(node("env_file"), node("environment"), path);
-        let secrets = node("secrets")
+        let (secrets, secret_files) = node("secrets")
             .map(|n| self.secrets(n, &at("secrets"), &environment))
             .unwrap_or_default();
         let (ports, ports_pos) = node("ports")
@@ -118,6 +122,24 @@ impl Checker<'_> {
             Some(n) => self.parsed(n, &at("stop_grace_period"), parse_duration),
             None => Some(DEFAULT_STOP_GRACE),
         };
+        let stop_signal =
+            node("stop_signal").and_then(|n| self.parsed(n, &at("stop_signal"), parse_stop_signal));
+        let init = match node("init") {
+            Some(n) => self.parsed(n, &at("init"), |s| match s {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(Problem::new(
+                    format!("`{s}` is not true or false"),
+                    "write true or false",
+                )),
+            }),
+            None => Some(false),
+        };
+        let user = node("user").and_then(|n| self.parsed(n, &at("user"), parse_user));
+        let drain = match node("drain") {
+            Some(n) => self.parsed(n, &at("drain"), parse_duration),
+            None => Some(DEFAULT_DRAIN),
+        };
 
         if self.diags.len() > errors_before {
             return None;
@@ -129,17 +151,24 @@ impl Checker<'_> {
                 command,
                 environment,
                 secrets,
+                secret_files,
                 ports,
                 networks,
                 volumes,
                 health,
                 depends_on,
                 replicas: replicas?,
-                update: update?,
+                update: UpdatePolicy {
+                    drain: drain?,
+                    ..update?
+                },
                 resources: resources?,
                 labels,
                 restart: restart?,
                 stop_grace_period: stop_grace_period?,
+                stop_signal,
+                init: init?,
+                user,
             },
             key_pos: key.pos,
             depends_pos,
