@@ -351,10 +351,11 @@ async fn drops(engine: &deployer::engine::Engine, p: &Project, image: &str) {
         "start-first rolls of a two-replica service (default drain), a poller in the network every {EVERY_MS} ms:"
     );
     println!(
-        "  {} failed of {} requests over {ROLLS} start-first rolls ({:.1} s)",
+        "  {} failed of {} requests over {ROLLS} start-first rolls ({:.1} s); {} answered after more than 1 s",
         count.failed,
         count.ok + count.failed,
-        took.as_secs_f64()
+        took.as_secs_f64(),
+        count.slow
     );
     for f in &count.failures {
         println!("    {f}");

@@ -192,7 +192,7 @@ impl PollArgs {
             port,
             path: path.to_string(),
             every: std::time::Duration::from_millis(20),
-            timeout: std::time::Duration::from_millis(1000),
+            timeout: std::time::Duration::from_millis(3000),
             duration: None,
         };
         while let Some(flag) = it.next() {
@@ -220,6 +220,9 @@ pub struct PollReport {
     pub ok: u64,
     /// Requests answered otherwise, refused, or not answered within the timeout.
     pub failed: u64,
+    /// Of the `ok` ones, those that took longer than a second (a lost SYN is sent again after
+    /// one second).
+    pub slow: u64,
     /// The first failures (at most 20): milliseconds since the start, and why.
     pub failures: Vec<String>,
 }
@@ -240,11 +243,15 @@ pub async fn poll(args: &PollArgs, stop: impl std::future::Future<Output = ()>) 
         if args.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
+        let sent = tokio::time::Instant::now();
         let answer =
             tokio::time::timeout(args.timeout, get_status(&args.host, args.port, &args.path)).await;
         let why = match answer {
             Ok(Ok(200)) => {
                 report.ok += 1;
+                if sent.elapsed() > std::time::Duration::from_secs(1) {
+                    report.slow += 1;
+                }
                 continue;
             }
             Ok(Ok(code)) => format!("answered {code}"),

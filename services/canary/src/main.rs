@@ -1,6 +1,6 @@
 //! `canary`: serve (default), `canary healthcheck` (exit 0 when /health answers 200), or
 //! `canary poll URL [--every MS] [--timeout MS] [--for SECONDS]` (polls until the time is up or
-//! SIGTERM/SIGINT, then prints `{"ok":N,"failed":M,"failures":[...]}` on stdout).
+//! SIGTERM/SIGINT, then prints `{"ok":N,"failed":M,"slow":S,"failures":[...]}` on stdout).
 
 use anyhow::Context;
 use canary::{Application, Config};

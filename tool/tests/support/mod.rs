@@ -497,6 +497,8 @@ pub struct Poller {
 pub struct PollCount {
     pub ok: u64,
     pub failed: u64,
+    /// Answered, but after more than a second.
+    pub slow: u64,
     pub failures: Vec<String>,
 }
 
@@ -522,6 +524,7 @@ impl Poller {
         PollCount {
             ok: v["ok"].as_u64().expect("ok count"),
             failed: v["failed"].as_u64().expect("failed count"),
+            slow: v["slow"].as_u64().unwrap_or(0),
             failures: v["failures"]
                 .as_array()
                 .map(|a| {
