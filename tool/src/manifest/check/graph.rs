@@ -9,8 +9,8 @@ use super::{Checker, ServiceDraft};
 
 impl Checker<'_> {
     /// Rules across services: depends_on targets and cycles, published host ports.
-    pub(super) fn cross_checks(&mut self, drafts: &[ServiceDraft]) {
-        let names: BTreeSet<&ServiceName> = drafts.iter().map(|d| &d.service.name).collect();
+    /// `names` holds every service of the manifest, also those not valid on their own.
+    pub(super) fn cross_checks(&mut self, drafts: &[ServiceDraft], names: &BTreeSet<ServiceName>) {
         for d in drafts {
             for (dep, pos) in &d.depends_pos {
                 if !names.contains(dep) {
@@ -25,9 +25,6 @@ impl Checker<'_> {
                     );
                 }
             }
-        }
-        if !self.diags.is_empty() {
-            return;
         }
         if let Some(cycle) = find_cycle(drafts) {
             let first = &drafts[cycle[0]];

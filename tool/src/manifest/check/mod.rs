@@ -16,6 +16,7 @@ mod text;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use super::input::{too_large, MAX_FILE_BYTES};
 use super::types::{NetworkName, Problem, ProjectName, ServiceName, VolumeName};
 use super::yaml::{self, join_path, Key, Kind, Node, Pos};
 use super::{Diagnostic, Manifest, ManifestError, NetworkSpec, Service, VolumeSpec};
@@ -30,6 +31,17 @@ pub(super) fn check(
     let mut root: Option<Node> = None;
     let mut diags = Vec::new();
     for (i, (path, text)) in sources.iter().enumerate() {
+        if text.len() as u64 > MAX_FILE_BYTES {
+            diags.push(Diagnostic {
+                file: path.clone(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                problem: too_large("the manifest", text.len() as u64),
+                fix: String::new(),
+            });
+            continue;
+        }
         match yaml::parse(text, i) {
             Ok(node) => {
                 root = Some(match root {
@@ -39,14 +51,14 @@ pub(super) fn check(
                     Some(base) => yaml::merge(base, node),
                 });
             }
-            Err(e) => diags.push(Diagnostic {
+            Err(errors) => diags.extend(errors.into_iter().map(|e| Diagnostic {
                 file: path.clone(),
                 line: e.pos.line,
                 column: e.pos.col,
                 key: e.key,
                 problem: e.problem,
                 fix: e.fix,
-            }),
+            })),
         }
     }
     let Some(root) = root.filter(|_| diags.is_empty()) else {
@@ -163,6 +175,8 @@ impl<'a> Checker<'a> {
         let volumes_declared =
             self.declared_names(f.get("volumes").copied(), "volumes", VolumeName::parse);
         let mut drafts: Vec<ServiceDraft> = Vec::new();
+        // Every well-named service, valid or not: `depends_on` may name any of them.
+        let mut all_names: BTreeSet<ServiceName> = BTreeSet::new();
         match f.get("services") {
             Some((_, node)) => {
                 if let Some(entries) = self.map(
@@ -176,7 +190,10 @@ impl<'a> Checker<'a> {
                         }
                         let path = join_path("services", &key.name);
                         let name = match ServiceName::parse(&key.name) {
-                            Ok(n) => n,
+                            Ok(n) => {
+                                all_names.insert(n.clone());
+                                n
+                            }
                             Err(p) => {
                                 self.err(key.pos, &path, p);
                                 continue;
@@ -208,11 +225,10 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        // The rules across services run whatever else is wrong, on the services that are
+        // valid on their own, so one run reports every problem.
+        self.cross_checks(&drafts, &all_names);
         let project = project?;
-        if !self.diags.is_empty() {
-            return None;
-        }
-        self.cross_checks(&drafts);
         if !self.diags.is_empty() {
             return None;
         }
