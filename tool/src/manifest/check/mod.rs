@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::input::{too_large, MAX_FILE_BYTES};
-use super::types::{NetworkName, Problem, ProjectName, ServiceName, VolumeName};
+use super::types::{NetworkName, PortMapping, Problem, ProjectName, ServiceName, VolumeName};
 use super::yaml::{self, join_path, Key, Kind, Node, Pos};
 use super::{Diagnostic, Manifest, ManifestError, NetworkSpec, Service, VolumeSpec};
 use crate::labels;
@@ -93,9 +93,15 @@ struct Checker<'a> {
     suggested: BTreeSet<String>,
 }
 
-/// A checked service with the positions the cross-service rules point at.
+/// A service with what the cross-service rules read and the positions they point at. `service`
+/// is `None` when the service has problems of its own; the rules still run on the rest.
 struct ServiceDraft {
-    service: Service,
+    service: Option<Service>,
+    name: ServiceName,
+    /// The ports, replicas and dependencies that are valid.
+    ports: Vec<PortMapping>,
+    replicas: u32,
+    depends_on: BTreeSet<ServiceName>,
     key_pos: Pos,
     depends_pos: BTreeMap<ServiceName, Pos>,
     ports_pos: Vec<Pos>,
@@ -234,7 +240,9 @@ impl<'a> Checker<'a> {
         }
         let mut used_networks: BTreeSet<NetworkName> = BTreeSet::new();
         for d in &drafts {
-            used_networks.extend(d.service.networks.iter().cloned());
+            if let Some(s) = &d.service {
+                used_networks.extend(s.networks.iter().cloned());
+            }
         }
         let resource_labels = |name: &str| {
             BTreeMap::from([
@@ -272,7 +280,8 @@ impl<'a> Checker<'a> {
             project,
             services: drafts
                 .into_iter()
-                .map(|d| (d.service.name.clone(), d.service))
+                .filter_map(|d| d.service)
+                .map(|s| (s.name.clone(), s))
                 .collect(),
             networks,
             volumes,
