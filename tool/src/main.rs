@@ -106,6 +106,11 @@ enum Command {
         #[arg(long)]
         ignore_missing: bool,
     },
+    /// Check manifests without an engine: every problem is printed; exit 0 when valid, 1 if not.
+    #[command(
+        after_help = "Examples:\n  deployer validate -f manifests/local.yaml\n  deployer validate -f base.yaml -f ci.yaml   # the overlay is checked merged over the base\n\nNo engine or registry is contacted; variables, env files and secret files are read."
+    )]
+    Validate,
     /// Run one health probe (used inside the in-network probe container).
     #[command(hide = true)]
     Probe {
@@ -185,6 +190,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     match &cli.command {
         Command::Probe { args } => Ok(deployer::probe::run_cli(args).await),
+        Command::Validate => {
+            let files = manifest_files(&cli.files)?;
+            match manifest::load(&files, &|k| std::env::var(k).ok()) {
+                Ok(m) => {
+                    let names: Vec<String> =
+                        files.iter().map(|f| f.display().to_string()).collect();
+                    eprintln!(
+                        "{}: valid: project {}, {} service(s)",
+                        names.join(" + "),
+                        m.project,
+                        m.services.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("deployer: error: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Plan(args) => {
             let manifest = load_manifest(&cli.files)?;
             let (engine, registry) = connect().await?;
@@ -517,12 +542,19 @@ fn clamp_timeout(d: Duration) -> Duration {
     d.max(Duration::from_millis(100))
 }
 
+/// The `-f` files, else the first default manifest found in the current directory.
+fn manifest_files(files: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    if !files.is_empty() {
+        return Ok(files.to_vec());
+    }
+    match manifest::find_default(std::path::Path::new(".")) {
+        Some(found) => Ok(vec![found]),
+        None => Err(manifest::ManifestError::NoFiles.into()),
+    }
+}
+
 fn load_manifest(files: &[PathBuf]) -> anyhow::Result<Manifest> {
-    let files = if files.is_empty() {
-        vec![PathBuf::from(manifest::DEFAULT_MANIFEST)]
-    } else {
-        files.to_vec()
-    };
+    let files = manifest_files(files)?;
     manifest::load(&files, &|k| std::env::var(k).ok()).context("loading the manifest")
 }
 

@@ -318,3 +318,41 @@ async fn sigint_during_apply_undoes_the_roll_releases_the_lock_and_exits_130() {
         String::from_utf8_lossy(&next.stderr)
     );
 }
+
+// Regression (issue 18): each run named one missing image, and the hint named this
+// repository's ci/build-images.sh and 127.0.0.1:5000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_missing_image_is_named_in_one_neutral_error() {
+    let Some(_engine) = support::docker().await else {
+        return;
+    };
+    let p = Project::new("missing");
+    let (a, b) = (p.image("never-built-a"), p.image("never-built-b"));
+    let file = p.write(
+        "deploy.yaml",
+        &format!(
+            "project: {}\nservices:\n  a:\n    image: {a}\n  b:\n    image: {b}\n",
+            p.name
+        ),
+    );
+    let out = deployer(&["plan", "-f", &file.display().to_string()])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let error: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("deployer: error:"))
+        .collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(
+        error[0].contains(&format!("images {a}, {b} are not on the Docker Engine")),
+        "{stderr}"
+    );
+    assert!(
+        error[0].contains("build them on that engine")
+            && !stderr.contains("build-images")
+            && !stderr.contains("127.0.0.1:5000"),
+        "{stderr}"
+    );
+}
