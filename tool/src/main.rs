@@ -23,10 +23,11 @@ use deployer::{down, history, lock, observe, smoke, status};
 #[command(
     name = "deployer",
     version,
-    after_help = "Examples:\n  deployer plan -f manifests/local.yaml\n  deployer apply -f manifests/base.yaml -f manifests/ci.yaml\n  deployer smoke-test fleet/accounts:dev --port 8101\n\nExit codes: 0 success, 1 error, 2 changes pending (plan --detailed-exitcode).\nThe engine is found like the docker CLI finds it: DOCKER_HOST (with DOCKER_TLS_VERIFY,\nDOCKER_CERT_PATH), else the context DOCKER_CONTEXT names, else config.json's currentContext.\nplan, apply and rollback print the engine they talk to on stderr.\nRegistries: credentials come from $DOCKER_CONFIG/config.json, else ~/.docker/config.json\n(auths, credHelpers, credsStore; helpers are found on PATH). HTTPS trusts the system's CAs\nplus DIR/<host:port>/*.crt, DIR being $DEPLOYER_REGISTRY_CERTS, else /etc/docker/certs.d.\nlocalhost, 127.0.0.1 and [::1] registries use plain HTTP unless DIR/<host:port>/ exists."
+    after_help = "Examples:\n  deployer validate -f manifests/local.yaml\n  deployer plan -f manifests/local.yaml\n  deployer apply -f manifests/base.yaml -f manifests/ci.yaml\n  deployer smoke-test fleet/accounts:dev --port 8101\n\nExit codes: 0 success, 1 error, 2 changes pending (plan --detailed-exitcode).\nThe engine is found like the docker CLI finds it: DOCKER_HOST (with DOCKER_TLS_VERIFY,\nDOCKER_CERT_PATH), else the context DOCKER_CONTEXT names, else config.json's currentContext.\nplan, apply and rollback print the engine they talk to on stderr.\nRegistries: credentials come from $DOCKER_CONFIG/config.json, else ~/.docker/config.json\n(auths, credHelpers, credsStore; helpers are found on PATH). HTTPS trusts the system's CAs\nplus DIR/<host:port>/*.crt, DIR being $DEPLOYER_REGISTRY_CERTS, else /etc/docker/certs.d.\nlocalhost, 127.0.0.1 and [::1] registries use plain HTTP unless DIR/<host:port>/ exists."
 )]
 struct Cli {
-    /// Manifest file; repeat to overlay files (later ones win).
+    /// Manifest file; repeat to overlay files (later ones win). Default: the first of
+    /// deployer.yaml, deployer.yml and manifests/local.yaml in the current directory.
     #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Project name, for `lock`, `history` and `down` without a manifest.
