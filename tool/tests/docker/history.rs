@@ -399,6 +399,7 @@ async fn after_an_interrupted_roll_only_what_differs_is_changed() {
             &reference,
             sp.image_digest.as_deref().unwrap_or(""),
             "killed1",
+            true,
         )
         .await
         .expect("create replica 1");
@@ -455,6 +456,7 @@ async fn after_an_interrupted_roll_only_what_differs_is_changed() {
                 &reference,
                 sp.image_digest.as_deref().unwrap_or(""),
                 &format!("killed-{}", spec.replica),
+                true,
             )
             .await
             .expect("create");
