@@ -29,6 +29,10 @@ pub const IMAGE_DIGEST: &str = "deployer.image-digest";
 /// milliseconds), or `none`. A rollback health-checks an old container with its own check, read
 /// back from this label, not with the new spec's (containers).
 pub const HEALTH: &str = "deployer.health";
+/// What a plan shows of a change, as JSON (`spec::Detail`): a short hash of each environment
+/// value and each secret (salted) by key, and the published ports. Never a value (containers;
+/// older containers lack it and their plans name only the changed fields).
+pub const DETAIL: &str = "deployer.detail";
 /// The network or volume name as written in the manifest (networks and volumes).
 pub const RESOURCE_NAME: &str = "deployer.name";
 /// Marks the deploy-lock object of a project.

@@ -23,10 +23,11 @@ use deployer::{down, history, lock, observe, smoke, status};
 #[command(
     name = "deployer",
     version,
-    after_help = "Examples:\n  deployer plan -f manifests/local.yaml\n  deployer apply -f manifests/base.yaml -f manifests/ci.yaml\n  deployer smoke-test fleet/accounts:dev --port 8101\n\nExit codes: 0 success, 1 error, 2 changes pending (plan --detailed-exitcode).\nThe engine is found like the docker CLI finds it: DOCKER_HOST (with DOCKER_TLS_VERIFY,\nDOCKER_CERT_PATH), else the context DOCKER_CONTEXT names, else config.json's currentContext.\nplan, apply and rollback print the engine they talk to on stderr.\nRegistries: credentials come from $DOCKER_CONFIG/config.json, else ~/.docker/config.json\n(auths, credHelpers, credsStore; helpers are found on PATH). HTTPS trusts the system's CAs\nplus DIR/<host:port>/*.crt, DIR being $DEPLOYER_REGISTRY_CERTS, else /etc/docker/certs.d.\nlocalhost, 127.0.0.1 and [::1] registries use plain HTTP unless DIR/<host:port>/ exists."
+    after_help = "Examples:\n  deployer validate -f manifests/local.yaml\n  deployer plan -f manifests/local.yaml\n  deployer apply -f manifests/base.yaml -f manifests/ci.yaml\n  deployer smoke-test fleet/accounts:dev --port 8101\n\nExit codes: 0 success, 1 error, 2 changes pending (plan --detailed-exitcode).\nThe engine is found like the docker CLI finds it: DOCKER_HOST (with DOCKER_TLS_VERIFY,\nDOCKER_CERT_PATH), else the context DOCKER_CONTEXT names, else config.json's currentContext.\nplan, apply and rollback print the engine they talk to on stderr.\nRegistries: credentials come from $DOCKER_CONFIG/config.json, else ~/.docker/config.json\n(auths, credHelpers, credsStore; helpers are found on PATH). HTTPS trusts the system's CAs\nplus DIR/<host:port>/*.crt, DIR being $DEPLOYER_REGISTRY_CERTS, else /etc/docker/certs.d.\nlocalhost, 127.0.0.1 and [::1] registries use plain HTTP unless DIR/<host:port>/ exists."
 )]
 struct Cli {
-    /// Manifest file; repeat to overlay files (later ones win).
+    /// Manifest file; repeat to overlay files (later ones win). Default: the first of
+    /// deployer.yaml, deployer.yml and manifests/local.yaml in the current directory.
     #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Project name, for `lock`, `history` and `down` without a manifest.
@@ -99,6 +100,11 @@ enum Command {
         #[arg(long)]
         volumes: bool,
     },
+    /// Check manifests without an engine: every problem is printed; exit 0 when valid, 1 if not.
+    #[command(
+        after_help = "Examples:\n  deployer validate -f manifests/local.yaml\n  deployer validate -f base.yaml -f ci.yaml   # the overlay is checked merged over the base\n\nNo engine or registry is contacted; variables, env files and secret files are read."
+    )]
+    Validate,
     /// Run one health probe (used inside the in-network probe container).
     #[command(hide = true)]
     Probe {
@@ -178,6 +184,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     match &cli.command {
         Command::Probe { args } => Ok(deployer::probe::run_cli(args).await),
+        Command::Validate => {
+            let files = manifest_files(&cli.files)?;
+            match manifest::load(&files, &|k| std::env::var(k).ok()) {
+                Ok(m) => {
+                    let names: Vec<String> =
+                        files.iter().map(|f| f.display().to_string()).collect();
+                    eprintln!(
+                        "{}: valid: project {}, {} service(s)",
+                        names.join(" + "),
+                        m.project,
+                        m.services.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("deployer: error: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Plan(args) => {
             let manifest = load_manifest(&cli.files)?;
             let (engine, registry) = connect().await?;
@@ -465,12 +491,19 @@ fn clamp_timeout(d: Duration) -> Duration {
     d.max(Duration::from_millis(100))
 }
 
+/// The `-f` files, else the first default manifest found in the current directory.
+fn manifest_files(files: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    if !files.is_empty() {
+        return Ok(files.to_vec());
+    }
+    match manifest::find_default(std::path::Path::new(".")) {
+        Some(found) => Ok(vec![found]),
+        None => Err(manifest::ManifestError::NoFiles.into()),
+    }
+}
+
 fn load_manifest(files: &[PathBuf]) -> anyhow::Result<Manifest> {
-    let files = if files.is_empty() {
-        vec![PathBuf::from(manifest::DEFAULT_MANIFEST)]
-    } else {
-        files.to_vec()
-    };
+    let files = manifest_files(files)?;
     manifest::load(&files, &|k| std::env::var(k).ok()).context("loading the manifest")
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use futures::future::try_join_all;
+use futures::future::join_all;
 
 use crate::engine::{ContainerInfo, DockerHealth, Engine, EngineError, RunState};
 use crate::labels;
@@ -25,8 +25,72 @@ pub enum ObserveError {
         #[source]
         source: RegistryError,
     },
-    #[error("image {image} is not on the Docker Engine and names no registry; build it first (e.g. ci/build-images.sh) or use a registry reference such as 127.0.0.1:5000/{image}")]
-    MissingLocalImage { image: String },
+    /// Every image of the manifest that is neither on the engine nor in a registry, at once.
+    #[error("{}", missing_images(.images))]
+    MissingLocalImage { images: Vec<String> },
+    /// Several images failed in different ways: each on its own line.
+    #[error("{}", several(.0))]
+    Images(Vec<ObserveError>),
+}
+
+fn missing_images(images: &[String]) -> String {
+    match images {
+        [one] => format!(
+            "image {one} is not on the Docker Engine and names no registry; build it on that engine (`docker build -t {one} ...`), or push it to a registry and write the registry in `image:`, or fix the reference"
+        ),
+        many => format!(
+            "images {} are not on the Docker Engine and name no registry; build them on that engine (`docker build -t NAME ...`), or push them to a registry and write the registry in `image:`, or fix the references",
+            many.join(", ")
+        ),
+    }
+}
+
+fn several(errors: &[ObserveError]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| format!("  {}", chain(e))).collect();
+    format!(
+        "{} images cannot be used:\n{}",
+        errors.len(),
+        lines.join("\n")
+    )
+}
+
+/// An error and its sources on one line, as `{:#}` prints an anyhow chain.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
+}
+
+/// The digests of `images`, or every failure at once: the missing local images in one error.
+async fn image_digests(
+    engine: &Engine,
+    registry: &RegistryClient,
+    images: &[&ImageRef],
+) -> Result<Vec<String>, ObserveError> {
+    let results = join_all(images.iter().map(|i| image_digest(engine, registry, i))).await;
+    let mut digests = Vec::new();
+    let mut missing = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(d) => digests.push(d),
+            Err(ObserveError::MissingLocalImage { images }) => missing.extend(images),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !missing.is_empty() {
+        errors.insert(0, ObserveError::MissingLocalImage { images: missing });
+    }
+    match errors.len() {
+        0 => Ok(digests),
+        1 => Err(errors.remove(0)),
+        _ => Err(ObserveError::Images(errors)),
+    }
 }
 
 /// Observes the project's state on the engine for `manifest`.
@@ -57,7 +121,7 @@ pub async fn observe(
                 .await
                 .map_err(ObserveError::from)
         },
-        try_join_all(images.iter().map(|i| image_digest(engine, registry, i))),
+        image_digests(engine, registry, &images),
     )?;
     Ok(Observed {
         containers,
@@ -115,7 +179,7 @@ pub async fn image_digest(
         None => match engine.image(image.as_str()).await? {
             Some(info) => Ok(info.id),
             None => Err(ObserveError::MissingLocalImage {
-                image: image.as_str().to_string(),
+                images: vec![image.as_str().to_string()],
             }),
         },
     }

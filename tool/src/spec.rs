@@ -138,6 +138,7 @@ pub fn container_spec(manifest: &Manifest, service: &Service, replica: u32) -> C
         (labels::FIELD_HASHES, encode_field_hashes(&fields)),
         (labels::IMAGE, spec.image.to_string()),
         (labels::HEALTH, encode_health(spec.health.as_ref())),
+        (labels::DETAIL, canonical(&detail(&spec))),
     ];
     for (k, v) in deployer_labels {
         spec.labels.insert(k.to_owned(), v);
@@ -220,6 +221,62 @@ pub fn health_field_hash(health: Option<&HealthCheck>) -> String {
     let json = canonical(&health);
     let digest = hex::encode(Sha256::digest(format!("health\0{json}").as_bytes()));
     digest[..12].to_owned()
+}
+
+/// What `labels::DETAIL` holds, so that a plan can say which keys and ports changed without
+/// storing a value: per environment key a short hash of its value, per secret a short salted
+/// hash, and the published ports as `port_text` writes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detail {
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ports: Vec<String>,
+}
+
+/// The `Detail` of a spec.
+pub fn detail(spec: &ContainerSpec) -> Detail {
+    let short = |input: String| hex::encode(Sha256::digest(input.as_bytes()))[..12].to_owned();
+    Detail {
+        env: spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), short(format!("env\0{k}\0{v}"))))
+            .collect(),
+        secrets: spec
+            .secrets
+            .iter()
+            .map(|(k, v)| {
+                let salted = secret_hash(&spec.project, &spec.service, k, v);
+                (k.clone(), salted[..12].to_owned())
+            })
+            .collect(),
+        ports: spec.ports.iter().map(port_text).collect(),
+    }
+}
+
+/// The `Detail` a container was created with; `None` for containers made before the label.
+pub fn detail_from_labels(labels: &BTreeMap<String, String>) -> Option<Detail> {
+    serde_json::from_str(labels.get(labels::DETAIL)?).ok()
+}
+
+/// A published port as `docker ps` shows it: `127.0.0.1:8080->80`, `8080->80/udp`, and
+/// `127.0.0.1:<random>->8080` when the engine picks the host port.
+pub fn port_text(p: &PortMapping) -> String {
+    let ip = match p.host_ip {
+        Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]:"),
+        Some(ip) => format!("{ip}:"),
+        None => String::new(),
+    };
+    let host = p.host_port.map_or("<random>".to_owned(), |h| h.to_string());
+    let udp = if p.protocol == crate::manifest::Protocol::Udp {
+        "/udp"
+    } else {
+        ""
+    };
+    format!("{ip}{host}->{}{udp}", p.container_port)
 }
 
 /// Decodes a `labels::FIELD_HASHES` value; malformed entries are skipped.

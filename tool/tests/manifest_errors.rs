@@ -101,3 +101,81 @@ fn the_repository_manifests_are_valid() {
         assert_eq!(m.project.as_str(), "bank-ci");
     }
 }
+
+/// The deployer binary, run in `dir` with an engine address nothing answers on: the commands
+/// tested here must not need an engine.
+fn deployer(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(args)
+        .current_dir(dir)
+        .env("DOCKER_HOST", "tcp://192.0.2.1:9")
+        .env_remove("DOCKER_CONTEXT")
+        .output()
+        .expect("run deployer")
+}
+
+// Regression (issue 18): there was no way to check manifests without an engine.
+#[test]
+fn validate_checks_offline_and_prints_every_problem() {
+    let here = std::env::current_dir().expect("cwd");
+    let bad = deployer(
+        &here,
+        &["validate", "-f", "tests/manifests/several-problems.yaml"],
+    );
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    let expected = fs::read_to_string("tests/manifests/several-problems.expected").expect("read");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("deployer: error: {}", expected.trim_end())
+    );
+
+    let good = std::process::Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(["validate", "-f", "manifest-example.yaml"])
+        .env("DOCKER_HOST", "tcp://192.0.2.1:9")
+        .env("DB_PASSWORD", "example")
+        .output()
+        .expect("run deployer");
+    let stderr = String::from_utf8_lossy(&good.stderr);
+    assert_eq!(good.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.starts_with("manifest-example.yaml: valid: project bank, "),
+        "{stderr}"
+    );
+}
+
+// Regression (issue 18): without -f, `manifests/local.yaml` was assumed, and its absence
+// printed the OS error twice.
+#[test]
+fn the_default_manifest_is_found_or_asked_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [&["plan"][..], &["validate"], &["down"]] {
+        let out = deployer(dir.path(), args);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "deployer: error: no manifest given: use -f FILE\n",
+            "{args:?}"
+        );
+    }
+    let manifest =
+        |project: &str| format!("project: {project}\nservices:\n  api:\n    image: api:1\n");
+    fs::create_dir(dir.path().join("manifests")).expect("mkdir");
+    fs::write(dir.path().join("manifests/local.yaml"), manifest("third")).expect("write");
+    let found =
+        |dir: &Path| String::from_utf8_lossy(&deployer(dir, &["validate"]).stderr).into_owned();
+    assert_eq!(
+        found(dir.path()),
+        "manifests/local.yaml: valid: project third, 1 service(s)\n"
+    );
+    fs::write(dir.path().join("deployer.yml"), manifest("second")).expect("write");
+    assert_eq!(
+        found(dir.path()),
+        "deployer.yml: valid: project second, 1 service(s)\n"
+    );
+    fs::write(dir.path().join("deployer.yaml"), manifest("first")).expect("write");
+    assert_eq!(
+        found(dir.path()),
+        "deployer.yaml: valid: project first, 1 service(s)\n"
+    );
+}

@@ -275,6 +275,7 @@ async fn rollback_locked(
             action: Action::Replace {
                 reasons: vec![plan::ReplaceReason::ConfigChanged {
                     fields: vec!["rollback".into()],
+                    changes: Vec::new(),
                 }],
             },
             image: prev.image.clone(),
@@ -642,7 +643,7 @@ impl<'a> Executor<'a> {
         }
         let Some(host) = &image.registry else {
             return Err(ObserveError::MissingLocalImage {
-                image: image.as_str().to_string(),
+                images: vec![image.as_str().to_string()],
             }
             .to_string());
         };

@@ -40,14 +40,8 @@ impl fmt::Display for Diagnostic {
 /// then one such line each.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("no manifest file given; pass one with -f FILE")]
+    #[error("no manifest given: use -f FILE")]
     NoFiles,
-    #[error("{}: cannot read the manifest: {source}; check the path given with -f", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     /// One or more problems in the manifest files, in file order.
     #[error("{}", join(.0))]
     Invalid(Vec<Diagnostic>),

@@ -6,6 +6,7 @@
 
 mod check;
 mod error;
+mod input;
 mod interpolate;
 mod types;
 mod yaml;
@@ -20,14 +21,23 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Diagnostic, ManifestError};
+pub use input::MAX_FILE_BYTES;
 pub use types::{
     duration_ms, parse_cpus, parse_duration, parse_memory, FailureAction, HealthCheck, HealthKind,
     ImageRef, NetworkName, PortMapping, Problem, ProjectName, Protocol, Resources, RestartPolicy,
     Secret, ServiceName, UpdateOrder, UpdatePolicy, VolumeMount, VolumeName, SENSITIVE,
 };
 
-/// The manifest every `-f` defaults to.
-pub const DEFAULT_MANIFEST: &str = "manifests/local.yaml";
+/// The manifests looked for, in this order, in the current directory when no `-f` is given.
+pub const DEFAULT_MANIFESTS: &[&str] = &["deployer.yaml", "deployer.yml", "manifests/local.yaml"];
+
+/// The first of `DEFAULT_MANIFESTS` that exists under `dir`, as the path relative to it.
+pub fn find_default(dir: &Path) -> Option<PathBuf> {
+    DEFAULT_MANIFESTS
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| dir.join(p).exists())
+}
 
 /// The network every service joins when it lists no `networks`.
 pub const DEFAULT_NETWORK: &str = "default";
@@ -100,12 +110,25 @@ pub fn load(
         return Err(ManifestError::NoFiles);
     }
     let mut sources = Vec::with_capacity(files.len());
+    let mut unreadable = Vec::new();
     for path in files {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        sources.push((path.clone(), text));
+        match input::read_text(path) {
+            Ok(text) => sources.push((path.clone(), text)),
+            Err(f) => {
+                let (line, column) = f.at.unwrap_or((0, 0));
+                unreadable.push(Diagnostic {
+                    file: path.clone(),
+                    line,
+                    column,
+                    key: String::new(),
+                    problem: format!("cannot read the manifest: {}", f.problem),
+                    fix: f.fix,
+                });
+            }
+        }
+    }
+    if !unreadable.is_empty() {
+        return Err(ManifestError::Invalid(unreadable));
     }
     load_sources(&sources, env)
 }

@@ -394,16 +394,13 @@ services:
 #[test]
 fn no_files_and_unreadable_files() {
     let err = load(&[], &env).err().map(|e| e.to_string());
-    assert_eq!(
-        err.as_deref(),
-        Some("no manifest file given; pass one with -f FILE")
-    );
+    assert_eq!(err.as_deref(), Some("no manifest given: use -f FILE"));
     let err = load(&[PathBuf::from("/nonexistent/m.yaml")], &env)
         .err()
         .map(|e| e.to_string());
     assert_eq!(
         err.as_deref(),
-        Some("/nonexistent/m.yaml: cannot read the manifest: No such file or directory (os error 2); check the path given with -f")
+        Some("/nonexistent/m.yaml: cannot read the manifest: No such file or directory (os error 2); check the path")
     );
 }
 

@@ -2,7 +2,7 @@
 //! saphyr's event parser, and the overlay merge. Scalars stay strings: the checker decides
 //! what they mean, so `8080:80` is never read as a base-60 number and `on` never as a bool.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
@@ -62,14 +62,32 @@ impl Node {
     }
 }
 
-/// Parses one file's text into a tree. An empty document gives a `Null` root.
-pub(super) fn parse(text: &str, file: usize) -> Result<Node, ParseError> {
+/// Most nodes one document may expand to, aliases counted at their full size: a manifest of
+/// hundreds of services stays far below it, an alias bomb (`b: [*a, *a, ...]` nested) stops
+/// here instead of exhausting memory.
+pub(super) const MAX_NODES: usize = 200_000;
+/// Deepest nesting of maps and lists.
+pub(super) const MAX_DEPTH: usize = 64;
+
+/// Parses one file's text into a tree. An empty document gives a `Null` root. Problems that do
+/// not stop the parse (a duplicate key) are all reported; the first one that does ends it.
+pub(super) fn parse(text: &str, file: usize) -> Result<Node, Vec<ParseError>> {
     let mut b = Builder {
         parser: Parser::new_from_str(text),
         file,
         anchors: HashMap::new(),
+        nodes: 0,
+        depth: 0,
+        problems: Vec::new(),
     };
-    b.document()
+    match b.document() {
+        Ok(node) if b.problems.is_empty() => Ok(node),
+        Ok(_) => Err(b.problems),
+        Err(e) => {
+            b.problems.push(e);
+            Err(b.problems)
+        }
+    }
 }
 
 /// Deep-merges `over` onto `base`: maps merge key by key (recursively), anything else in
@@ -77,13 +95,28 @@ pub(super) fn parse(text: &str, file: usize) -> Result<Node, ParseError> {
 pub(super) fn merge(base: Node, over: Node) -> Node {
     match (base.kind, over.kind) {
         (Kind::Map(mut base_entries), Kind::Map(over_entries)) => {
+            let mut index: HashMap<String, usize> = base_entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.name.clone(), i))
+                .collect();
             for (key, value) in over_entries {
-                match base_entries.iter().position(|(k, _)| k.name == key.name) {
-                    Some(i) => {
-                        let (_, old) = base_entries.remove(i);
-                        base_entries.insert(i, (key, merge(old, value)));
+                match index.get(&key.name) {
+                    Some(&i) => {
+                        let placeholder = (
+                            key.clone(),
+                            Node {
+                                kind: Kind::Null,
+                                pos: key.pos,
+                            },
+                        );
+                        let (_, old) = std::mem::replace(&mut base_entries[i], placeholder);
+                        base_entries[i] = (key, merge(old, value));
                     }
-                    None => base_entries.push((key, value)),
+                    None => {
+                        index.insert(key.name.clone(), base_entries.len());
+                        base_entries.push((key, value));
+                    }
                 }
             }
             Node {
@@ -101,7 +134,14 @@ pub(super) fn merge(base: Node, over: Node) -> Node {
 struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     file: usize,
-    anchors: HashMap<usize, Node>,
+    /// Each anchor's node and how many nodes it holds.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes built so far, aliases counted at their full size.
+    nodes: usize,
+    /// Maps and lists open around the node being built.
+    depth: usize,
+    /// Problems found so far that did not stop the parse.
+    problems: Vec<ParseError>,
 }
 
 impl<'a> Builder<'a> {
@@ -184,9 +224,57 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Counts `n` more nodes against `MAX_NODES`.
+    fn grow(&mut self, n: usize, pos: Pos, path: &str) -> Result<(), ParseError> {
+        self.nodes = self.nodes.saturating_add(n);
+        if self.nodes > MAX_NODES {
+            return Err(ParseError {
+                pos,
+                key: path.to_owned(),
+                problem: format!(
+                    "the document expands to more than {MAX_NODES} values (aliases counted in full); this looks like an alias bomb"
+                ),
+                fix: "write the manifest without aliases that repeat other aliases".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn node(&mut self, ev: OwnedEvent, span: Span, path: &str) -> Result<Node, ParseError> {
         let pos = self.pos(&span);
-        let (node, anchor) = match ev {
+        let nodes_before = self.nodes;
+        let built = if matches!(ev, OwnedEvent::SeqStart(_) | OwnedEvent::MapStart(_)) {
+            if self.depth >= MAX_DEPTH {
+                return Err(ParseError {
+                    pos,
+                    key: path.to_owned(),
+                    problem: format!("maps and lists are nested more than {MAX_DEPTH} deep"),
+                    fix: "flatten the document; a manifest needs only a few levels".into(),
+                });
+            }
+            self.depth += 1;
+            let built = self.node_inner(ev, pos, path);
+            self.depth -= 1;
+            built
+        } else {
+            self.node_inner(ev, pos, path)
+        };
+        let (node, anchor) = built?;
+        if anchor != 0 {
+            let size = self.nodes - nodes_before;
+            self.anchors.insert(anchor, (node.clone(), size));
+        }
+        Ok(node)
+    }
+
+    fn node_inner(
+        &mut self,
+        ev: OwnedEvent,
+        pos: Pos,
+        path: &str,
+    ) -> Result<(Node, usize), ParseError> {
+        self.grow(1, pos, path)?;
+        Ok(match ev {
             OwnedEvent::Scalar {
                 text,
                 style,
@@ -201,9 +289,11 @@ impl<'a> Builder<'a> {
                     };
                 (Node { kind, pos }, anchor)
             }
-            OwnedEvent::Alias(id) => match self.anchors.get(&id) {
-                Some(n) => {
-                    let mut n = n.clone();
+            OwnedEvent::Alias(id) => match self.anchors.get(&id).map(|(_, size)| *size) {
+                Some(size) => {
+                    // Counted before the copy is made, so a bomb stops before it grows.
+                    self.grow(size.saturating_sub(1), pos, path)?;
+                    let mut n = self.anchors[&id].0.clone();
                     n.pos = pos;
                     (n, 0)
                 }
@@ -238,6 +328,9 @@ impl<'a> Builder<'a> {
             OwnedEvent::MapStart(anchor) => {
                 let mut entries: Vec<(Key, Node)> = Vec::new();
                 let mut merged: Vec<(Key, Node)> = Vec::new();
+                // Key names seen, so that a map of many keys is not checked in quadratic time.
+                let mut seen: HashSet<String> = HashSet::new();
+                let mut seen_merged: HashSet<String> = HashSet::new();
                 loop {
                     let (ev, span) = self.next()?;
                     let ev = owned_event(ev);
@@ -278,20 +371,22 @@ impl<'a> Builder<'a> {
                         };
                         for m in sources {
                             for (k, v) in m {
-                                if !merged.iter().any(|(mk, _)| mk.name == k.name) {
+                                if seen_merged.insert(k.name.clone()) {
                                     merged.push((k, v));
                                 }
                             }
                         }
                         continue;
                     }
-                    if entries.iter().any(|(k, _)| k.name == key_name) {
-                        return Err(ParseError {
+                    if !seen.insert(key_name.clone()) {
+                        // Reported, and the parse goes on to find the others.
+                        self.problems.push(ParseError {
                             pos: key_pos,
                             key: child_path,
                             problem: "this key appears twice in the same map".into(),
                             fix: "keep only one of them".into(),
                         });
+                        continue;
                     }
                     entries.push((
                         Key {
@@ -302,7 +397,7 @@ impl<'a> Builder<'a> {
                     ));
                 }
                 for (k, v) in merged {
-                    if !entries.iter().any(|(ek, _)| ek.name == k.name) {
+                    if !seen.contains(&k.name) {
                         entries.push((k, v));
                     }
                 }
@@ -322,11 +417,7 @@ impl<'a> Builder<'a> {
                     fix: "check the indentation near here".into(),
                 })
             }
-        };
-        if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
-        }
-        Ok(node)
+        })
     }
 }
 
@@ -405,10 +496,16 @@ mod tests {
     fn check(input: &str, expected: &str) {
         let got = match parse(input, 0) {
             Ok(n) => show(&n),
-            Err(e) => format!(
-                "error {}:{} {}: {}; {}",
-                e.pos.line, e.pos.col, e.key, e.problem, e.fix
-            ),
+            Err(errors) => errors
+                .iter()
+                .map(|e| {
+                    format!(
+                        "error {}:{} {}: {}; {}",
+                        e.pos.line, e.pos.col, e.key, e.problem, e.fix
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
         };
         assert_eq!(got, expected, "input:\n{input}");
     }
@@ -440,6 +537,69 @@ mod tests {
             "a: [1, 2\n",
             "error 2:1 : invalid YAML: while parsing a flow sequence, expected ',' or ']'; check the indentation, the `:` after each key and the quoting near here",
         );
+    }
+
+    // Regression (issue 18): a second duplicate key appeared only once the first was fixed.
+    #[test]
+    fn every_duplicate_key_is_reported() {
+        check(
+            "a: 1\na: 2\nb: {c: 1, c: 2}\n",
+            "error 2:1 a: this key appears twice in the same map; keep only one of them\n\
+             error 3:11 b.c: this key appears twice in the same map; keep only one of them",
+        );
+    }
+
+    /// The billion-laughs document: each level holds ten aliases of the one before.
+    fn alias_bomb(levels: usize) -> String {
+        let mut doc = String::from("x-a0: &a0 [lol]\n");
+        for i in 1..=levels {
+            let prev = format!("*a{}", i - 1);
+            let items = [prev.as_str(); 10].join(", ");
+            doc.push_str(&format!("x-a{i}: &a{i} [{items}]\n"));
+        }
+        doc.push_str("project: p\n");
+        doc
+    }
+
+    // Regression (issue 18): an alias bomb, even under an ignored `x-` key, hung for over 20 s
+    // and then aborted on memory.
+    #[test]
+    fn an_alias_bomb_fails_fast() {
+        let errors = parse(&alias_bomb(9), 0).expect_err("a bomb is refused");
+        assert_eq!(errors.len(), 1);
+        let e = &errors[0];
+        assert_eq!(
+            (e.pos.line, e.key.as_str()),
+            (6, "x-a5[8]"),
+            "{}",
+            e.problem
+        );
+        assert_eq!(
+            e.problem,
+            "the document expands to more than 200000 values (aliases counted in full); this looks like an alias bomb"
+        );
+        // A few levels are fine: anchors for shared settings stay usable.
+        assert!(parse(&alias_bomb(3), 0).is_ok());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = format!(
+            "a: {}1{}\n",
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
+        );
+        let errors = parse(&deep, 0).expect_err("too deep");
+        assert_eq!(
+            errors[0].problem,
+            "maps and lists are nested more than 64 deep"
+        );
+        let fine = format!(
+            "a: {}1{}\n",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse(&fine, 0).is_ok());
     }
 
     #[test]

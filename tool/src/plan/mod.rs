@@ -19,7 +19,7 @@ use crate::spec::{self, ContainerSpec};
 #[cfg(test)]
 mod tests;
 
-pub use render::{reason_text, render_human, short_digest, summary_line};
+pub use render::{change_text, reason_text, render_human, short_digest, summary_line};
 
 /// Version of the saved-plan and `--output json` format. Bumped on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -167,7 +167,13 @@ pub enum ReplaceReason {
     ImageChanged { from: Option<String>, to: String },
     /// These manifest fields changed (names from `spec::HASHED_FIELDS`, or `unknown` when the
     /// container has no field hashes).
-    ConfigChanged { fields: Vec<String> },
+    ConfigChanged {
+        fields: Vec<String>,
+        /// What changed within `environment`, `secrets` and `ports`, when the running
+        /// container's `labels::DETAIL` says (containers made before that label do not).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<Change>,
+    },
     /// The container's health status is unhealthy.
     Unhealthy { container: String },
     /// The container is not running (`exited (1)`, `created`, `restarting`, ...).
@@ -175,6 +181,26 @@ pub enum ReplaceReason {
     /// More than one container holds the same replica number (left over by an interrupted
     /// apply), or a container has no replica label.
     Duplicate { container: String },
+}
+
+/// A change within one field, as a plan shows it: keys and ports, never values.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "field")]
+pub enum Change {
+    /// Environment variables added, changed or removed, by name.
+    Environment(KeyChanges),
+    /// Secrets added, changed or removed, by name (their values are never shown).
+    Secrets(KeyChanges),
+    /// The published ports before and after, as `spec::port_text` writes them.
+    Ports { from: Vec<String>, to: Vec<String> },
+}
+
+/// Keys added, changed or removed, each sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KeyChanges {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
 }
 
 /// Counts of services per action, plus networks and volumes to create.
@@ -459,6 +485,43 @@ fn current(c: &ObservedContainer) -> CurrentContainer {
     }
 }
 
+/// The changes from the running container's detail `have` to the desired `want`.
+fn detail_changes(want: &spec::Detail, have: &spec::Detail) -> Vec<Change> {
+    let keys = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| KeyChanges {
+        added: want
+            .keys()
+            .filter(|k| !have.contains_key(*k))
+            .cloned()
+            .collect(),
+        changed: want
+            .iter()
+            .filter(|(k, v)| have.get(*k).is_some_and(|h| h != *v))
+            .map(|(k, _)| k.clone())
+            .collect(),
+        removed: have
+            .keys()
+            .filter(|k| !want.contains_key(*k))
+            .cloned()
+            .collect(),
+    };
+    let mut out = Vec::new();
+    let env = keys(&want.env, &have.env);
+    if env != KeyChanges::default() {
+        out.push(Change::Environment(env));
+    }
+    let secrets = keys(&want.secrets, &have.secrets);
+    if secrets != KeyChanges::default() {
+        out.push(Change::Secrets(secrets));
+    }
+    if want.ports != have.ports {
+        out.push(Change::Ports {
+            from: have.ports.clone(),
+            to: want.ports.clone(),
+        });
+    }
+    out
+}
+
 fn service_action(
     desired: &[ContainerSpec],
     current: &[&ObservedContainer],
@@ -475,8 +538,13 @@ fn service_action(
     let mut reasons: Vec<ReplaceReason> = Vec::new();
     let mut seen_replicas = BTreeSet::new();
     let mut image_from: Option<Option<String>> = None;
+    let mut changes: Option<Vec<Change>> = None;
     for c in current {
         if c.labels.get(labels::SPEC_HASH) != Some(&first.spec_hash) {
+            if changes.is_none() {
+                changes = spec::detail_from_labels(&c.labels)
+                    .map(|have| detail_changes(&spec::detail(first), &have));
+            }
             match c.labels.get(labels::FIELD_HASHES) {
                 Some(label) => {
                     let have = spec::decode_field_hashes(label);
@@ -540,6 +608,7 @@ fn service_action(
             at,
             ReplaceReason::ConfigChanged {
                 fields: changed_fields.into_iter().collect(),
+                changes: changes.unwrap_or_default(),
             },
         );
     }

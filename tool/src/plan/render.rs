@@ -4,8 +4,9 @@
 
 use std::fmt::Write as _;
 
-use super::{Action, Plan, ReplaceReason, ServicePlan};
+use super::{Action, Change, KeyChanges, Plan, ReplaceReason, ServicePlan};
 use crate::manifest::SENSITIVE;
+use crate::spec;
 
 const GREEN: &str = "\x1b[32m";
 const YELLOW: &str = "\x1b[33m";
@@ -117,7 +118,7 @@ fn render_service(out: &mut String, sp: &ServicePlan, paint: &dyn Fn(&str, &str)
             }
             if let Some(first) = sp.desired.first() {
                 if !first.ports.is_empty() {
-                    let ports: Vec<String> = first.ports.iter().map(ToString::to_string).collect();
+                    let ports: Vec<String> = first.ports.iter().map(spec::port_text).collect();
                     detail(out, "ports", &ports.join(", "));
                 }
                 if !first.secrets.is_empty() {
@@ -133,6 +134,11 @@ fn render_service(out: &mut String, sp: &ServicePlan, paint: &dyn Fn(&str, &str)
         Action::Replace { reasons } => {
             for r in reasons {
                 let _ = writeln!(out, "    {}", reason_text(r));
+                if let ReplaceReason::ConfigChanged { changes, .. } = r {
+                    for c in changes {
+                        let _ = writeln!(out, "      {}", change_text(c));
+                    }
+                }
             }
         }
         Action::Scale { .. } | Action::Unchanged => {
@@ -156,7 +162,7 @@ pub fn reason_text(r: &ReplaceReason) -> String {
             from.as_deref().map_or("unknown".to_owned(), short_digest),
             short_digest(to)
         ),
-        ReplaceReason::ConfigChanged { fields } => {
+        ReplaceReason::ConfigChanged { fields, .. } => {
             format!("configuration changed: {}", fields.join(", "))
         }
         ReplaceReason::Unhealthy { container } => format!("container {container} is unhealthy"),
@@ -166,6 +172,36 @@ pub fn reason_text(r: &ReplaceReason) -> String {
         ReplaceReason::Duplicate { container } => {
             format!("container {container} is a leftover duplicate of its replica")
         }
+    }
+}
+
+/// One line per changed field: `environment: LOG changed, DEBUG added`,
+/// `secrets: TOKEN changed (values not shown)`, `ports: 8080->80 => <random>->80`.
+pub fn change_text(c: &Change) -> String {
+    let keys = |k: &KeyChanges| {
+        let mut parts = Vec::new();
+        for (names, what) in [
+            (&k.changed, "changed"),
+            (&k.added, "added"),
+            (&k.removed, "removed"),
+        ] {
+            if !names.is_empty() {
+                parts.push(format!("{} {what}", names.join(", ")));
+            }
+        }
+        parts.join("; ")
+    };
+    let list = |ports: &[String]| {
+        if ports.is_empty() {
+            "none".to_owned()
+        } else {
+            ports.join(", ")
+        }
+    };
+    match c {
+        Change::Environment(k) => format!("environment: {}", keys(k)),
+        Change::Secrets(k) => format!("secrets: {} (values not shown)", keys(k)),
+        Change::Ports { from, to } => format!("ports: {} => {}", list(from), list(to)),
     }
 }
 

@@ -523,7 +523,8 @@ fn json_schema_top_level_shape() {
     assert_eq!(db["service"], "db");
     assert_eq!(
         db["action"],
-        serde_json::json!({"type": "replace", "reasons": [{"reason": "config_changed", "fields": ["environment"]}]})
+        serde_json::json!({"type": "replace", "reasons": [{"reason": "config_changed", "fields": ["environment"],
+            "changes": [{"field": "environment", "added": [], "changed": ["B"], "removed": []}]}]})
     );
     assert_eq!(
         db["current"][0]["state"],
@@ -558,11 +559,12 @@ Project shop
 
 + api: create (1 replica)
     image    api:1 (sha256:aaaaaaaaaaaa)
-    ports    8080:80
+    ports    8080->80
     secrets  TOKEN=(sensitive)
 
 ~ db: replace (1 replica)
     configuration changed: environment
+      environment: B changed
 
 + web: create (1 replica)
     image    web:1 (sha256:bbbbbbbbbbbb)
@@ -580,6 +582,77 @@ Plan: 2 to create, 1 to replace, 1 to scale, 1 to remove.
     let colored = render_human(&plan, true);
     assert!(colored.contains("\x1b[33m~ db: replace (1 replica)\x1b[0m"));
     assert!(colored.contains("\x1b[32m+ api: create (1 replica)\x1b[0m"));
+}
+
+// Regression (issue 18): plans named only the changed fields, and showed an ephemeral host
+// port `127.0.0.1:8080` as if it were host port 8080.
+#[test]
+fn plans_show_which_keys_and_ports_changed_never_values() {
+    let before = load(FLEET);
+    let observed = applied(&compute(&before, &empty()), &empty());
+    let other = |name: &str| match name {
+        "TOKEN" => Some("n3w-s3cret".to_owned()),
+        _ => None,
+    };
+    let edited = FLEET
+        .replace("B: \"2\"", "C: \"3\"")
+        .replace("A: \"1\"", "A: \"9\"")
+        .replace(
+            "ports: [\"8080:80\"]",
+            "ports: [{target: 80, host_ip: 127.0.0.1}, \"9090:90/udp\"]",
+        );
+    let after = manifest::load_sources(&[(PathBuf::from("m.yaml"), edited)], &other)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plan = compute(&after, &observed);
+    let human = render_human(&plan, false);
+    assert!(
+        human.contains(
+            "~ api: replace (1 replica)
+    configuration changed: ports, secrets
+      secrets: TOKEN changed (values not shown)
+      ports: 8080->80 => 127.0.0.1:<random>->80, 9090->90/udp
+"
+        ),
+        "{human}"
+    );
+    assert!(
+        human.contains(
+            "~ db: replace (1 replica)
+    configuration changed: environment
+      environment: A changed; C added; B removed
+"
+        ),
+        "{human}"
+    );
+    let json = plan.to_json();
+    for text in [&json, &human] {
+        assert!(!text.contains("n3w-s3cret") && !text.contains("t0ps3cret"));
+    }
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let db = &v["services"][1]["action"]["reasons"][0];
+    assert_eq!(
+        db["changes"],
+        serde_json::json!([{"field": "environment", "added": ["C"], "changed": ["A"], "removed": ["B"]}])
+    );
+    for c in &observed.containers {
+        assert!(c.labels.values().all(|v| !v.contains("t0ps3cret")));
+    }
+
+    // Containers made before `deployer.detail` existed still plan, naming only the fields.
+    let mut old = observed.clone();
+    for c in &mut old.containers {
+        c.labels.remove(labels::DETAIL);
+    }
+    let plan = compute(&after, &old);
+    check(
+        &plan,
+        "api: replace [configuration changed: ports, secrets]\ndb: replace [configuration changed: environment]\nworker: unchanged",
+    );
+    let human = render_human(&plan, false);
+    assert!(
+        !human.contains("environment: ") && !human.contains("secrets: "),
+        "{human}"
+    );
 }
 
 #[test]

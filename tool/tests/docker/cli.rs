@@ -318,3 +318,105 @@ async fn sigint_during_apply_undoes_the_roll_releases_the_lock_and_exits_130() {
         String::from_utf8_lossy(&next.stderr)
     );
 }
+
+// Regression (issue 18): each run named one missing image, and the hint named this
+// repository's ci/build-images.sh and 127.0.0.1:5000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_missing_image_is_named_in_one_neutral_error() {
+    let Some(_engine) = support::docker().await else {
+        return;
+    };
+    let p = Project::new("missing");
+    let (a, b) = (p.image("never-built-a"), p.image("never-built-b"));
+    let file = p.write(
+        "deploy.yaml",
+        &format!(
+            "project: {}\nservices:\n  a:\n    image: {a}\n  b:\n    image: {b}\n",
+            p.name
+        ),
+    );
+    let out = deployer(&["plan", "-f", &file.display().to_string()])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let error: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("deployer: error:"))
+        .collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(
+        error[0].contains(&format!("images {a}, {b} are not on the Docker Engine")),
+        "{stderr}"
+    );
+    assert!(
+        error[0].contains("build them on that engine")
+            && !stderr.contains("build-images")
+            && !stderr.contains("127.0.0.1:5000"),
+        "{stderr}"
+    );
+}
+
+// Regression (issue 18): a plan named only the changed fields (`configuration changed:
+// environment`), and showed an ephemeral host port on 127.0.0.1 as `127.0.0.1:8090`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_names_the_changed_keys_and_ports_of_running_containers() {
+    let Some(_engine) = support::docker().await else {
+        return;
+    };
+    let p = Project::new("detail");
+    build_canary(&p.image("v1"), &p.name, &[], false);
+    let write = |extra: &str| {
+        p.write(
+            "deploy.yaml",
+            &format!(
+                "project: {}\nservices:\n{}",
+                p.name,
+                canary_service("api", &p.image("v1"), extra)
+            ),
+        )
+    };
+    let file = write(
+        "    ports: [{target: 8090, host_ip: 127.0.0.1}]\n    environment: {A: \"1\", B: \"2\"}\n    secrets: {TOKEN: {env: DETAIL_TOKEN}}\n",
+    );
+    let f = file.to_str().expect("utf-8 path");
+    let plan = deployer(&["plan", "-f", f])
+        .env("DETAIL_TOKEN", "first-s3cret")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        stdout.contains("    ports    127.0.0.1:<random>->8090\n"),
+        "{stdout}"
+    );
+    let apply = deployer(&["apply", "-f", f])
+        .env("DETAIL_TOKEN", "first-s3cret")
+        .output()
+        .expect("run");
+    assert_eq!(
+        apply.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+
+    write("    ports: [\"8090\"]\n    environment: {A: \"9\", C: \"3\"}\n    secrets: {TOKEN: {env: DETAIL_TOKEN}}\n");
+    let plan = deployer(&["plan", "-f", f])
+        .env("DETAIL_TOKEN", "second-s3cret")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "    configuration changed: environment, ports, secrets\n      environment: A changed; C added; B removed\n      secrets: TOKEN changed (values not shown)\n      ports: 127.0.0.1:<random>->8090 => <random>->8090\n"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("s3cret"), "{stdout}");
+}

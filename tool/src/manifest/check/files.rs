@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::super::input::{read_text, ReadFailure};
 use super::super::types::{Problem, Secret};
 use super::super::yaml::{join_path, Kind, Node};
 use super::text::{is_env_name, unquote};
@@ -27,15 +28,19 @@ impl Checker<'_> {
                 continue;
             };
             let full = self.dir_of(item.pos).join(&file);
-            let text = match std::fs::read_to_string(&full) {
+            let text = match read_text(&full) {
                 Ok(t) => t,
-                Err(e) => {
+                Err(f) => {
                     self.err(
                         item.pos,
                         &p,
                         Problem::new(
-                            format!("cannot read the env file `{}`: {e}", full.display()),
-                            "check the path; it is relative to the manifest file",
+                            format!(
+                                "cannot read the env file `{}`: {}",
+                                full.display(),
+                                f.problem
+                            ),
+                            unreadable_fix(&f),
                         ),
                     );
                     continue;
@@ -114,7 +119,7 @@ impl Checker<'_> {
                         continue;
                     };
                     let full = self.dir_of(file.pos).join(&name);
-                    match std::fs::read_to_string(&full) {
+                    match read_text(&full) {
                         Ok(mut text) => {
                             if text.ends_with('\n') {
                                 text.pop();
@@ -124,16 +129,17 @@ impl Checker<'_> {
                             }
                             Secret::new(text)
                         }
-                        Err(e) => {
+                        Err(f) => {
                             self.err(
                                 file.pos,
                                 &fp,
                                 Problem::new(
                                     format!(
-                                        "cannot read the secret file `{}`: {e}",
-                                        full.display()
+                                        "cannot read the secret file `{}`: {}",
+                                        full.display(),
+                                        f.problem
                                     ),
-                                    "check the path; it is relative to the manifest file",
+                                    unreadable_fix(&f),
                                 ),
                             );
                             continue;
@@ -175,5 +181,15 @@ impl Checker<'_> {
             out.insert(key.name.clone(), secret);
         }
         out
+    }
+}
+
+/// The fix for a file named by the manifest that could not be read: where a missing path is
+/// looked for, else the reader's own fix.
+fn unreadable_fix(f: &ReadFailure) -> String {
+    if f.fix == "check the path" {
+        "check the path; it is relative to the manifest file".to_owned()
+    } else {
+        f.fix.clone()
     }
 }

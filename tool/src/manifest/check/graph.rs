@@ -9,8 +9,8 @@ use super::{Checker, ServiceDraft};
 
 impl Checker<'_> {
     /// Rules across services: depends_on targets and cycles, published host ports.
-    pub(super) fn cross_checks(&mut self, drafts: &[ServiceDraft]) {
-        let names: BTreeSet<&ServiceName> = drafts.iter().map(|d| &d.service.name).collect();
+    /// `names` holds every service of the manifest, also those not valid on their own.
+    pub(super) fn cross_checks(&mut self, drafts: &[ServiceDraft], names: &BTreeSet<ServiceName>) {
         for d in drafts {
             for (dep, pos) in &d.depends_pos {
                 if !names.contains(dep) {
@@ -20,31 +20,26 @@ impl Checker<'_> {
                     };
                     self.err(
                         *pos,
-                        &format!("services.{}.depends_on", d.service.name),
+                        &format!("services.{}.depends_on", d.name),
                         Problem::new(format!("`{dep}` is not a service of this manifest"), fix),
                     );
                 }
             }
         }
-        if !self.diags.is_empty() {
-            return;
-        }
         if let Some(cycle) = find_cycle(drafts) {
             let first = &drafts[cycle[0]];
-            let next = &drafts[cycle[1 % cycle.len()]].service.name;
+            let next = &drafts[cycle[1 % cycle.len()]].name;
             let pos = first
                 .depends_pos
                 .get(next)
                 .copied()
                 .unwrap_or(first.key_pos);
-            let mut names: Vec<String> = cycle
-                .iter()
-                .map(|&i| drafts[i].service.name.to_string())
-                .collect();
-            names.push(first.service.name.to_string());
+            let mut names: Vec<String> =
+                cycle.iter().map(|&i| drafts[i].name.to_string()).collect();
+            names.push(first.name.to_string());
             self.err(
                 pos,
-                &format!("services.{}.depends_on", first.service.name),
+                &format!("services.{}.depends_on", first.name),
                 Problem::new(
                     format!("depends_on forms a cycle: {}", names.join(" -> ")),
                     "remove one of these dependencies",
@@ -56,25 +51,20 @@ impl Checker<'_> {
         // clashes with every IP), and a fixed host port allows only one replica.
         let mut published: Vec<(&PortMapping, &ServiceName, Pos)> = Vec::new();
         for d in drafts {
-            for (p, pos) in d.service.ports.iter().zip(&d.ports_pos) {
+            for (p, pos) in d.ports.iter().zip(&d.ports_pos) {
                 let Some(host_port) = p.host_port else {
                     continue;
                 };
-                let i = d
-                    .service
-                    .ports
-                    .iter()
-                    .position(|q| std::ptr::eq(q, p))
-                    .unwrap_or(0);
-                let key = format!("services.{}.ports[{i}]", d.service.name);
-                if d.service.replicas > 1 {
+                let i = d.ports.iter().position(|q| std::ptr::eq(q, p)).unwrap_or(0);
+                let key = format!("services.{}.ports[{i}]", d.name);
+                if d.replicas > 1 {
                     self.err(
                         d.replicas_pos,
-                        &format!("services.{}.replicas", d.service.name),
+                        &format!("services.{}.replicas", d.name),
                         Problem::new(
                             format!(
                                 "{} replicas cannot all publish host port {host_port}",
-                                d.service.replicas
+                                d.replicas
                             ),
                             format!(
                                 "publish only the container port (\"{}\") so the engine picks free host ports, or run one replica",
@@ -99,7 +89,7 @@ impl Checker<'_> {
                         Problem::new(problem, "publish a different host port"),
                     );
                 } else {
-                    published.push((p, &d.service.name, *pos));
+                    published.push((p, &d.name, *pos));
                 }
             }
         }
@@ -119,7 +109,7 @@ fn find_cycle(drafts: &[ServiceDraft]) -> Option<Vec<usize>> {
     let index: BTreeMap<&ServiceName, usize> = drafts
         .iter()
         .enumerate()
-        .map(|(i, d)| (&d.service.name, i))
+        .map(|(i, d)| (&d.name, i))
         .collect();
     // 0 = unvisited, 1 = on the stack, 2 = done.
     let mut state = vec![0u8; drafts.len()];
@@ -133,7 +123,7 @@ fn find_cycle(drafts: &[ServiceDraft]) -> Option<Vec<usize>> {
     ) -> Option<Vec<usize>> {
         state[i] = 1;
         stack.push(i);
-        for dep in &drafts[i].service.depends_on {
+        for dep in &drafts[i].depends_on {
             let Some(&j) = index.get(dep) else { continue };
             if state[j] == 1 {
                 let start = stack.iter().position(|&k| k == j).unwrap_or(0);
@@ -150,7 +140,7 @@ fn find_cycle(drafts: &[ServiceDraft]) -> Option<Vec<usize>> {
         None
     }
     let mut order: Vec<usize> = (0..drafts.len()).collect();
-    order.sort_by(|a, b| drafts[*a].service.name.cmp(&drafts[*b].service.name));
+    order.sort_by(|a, b| drafts[*a].name.cmp(&drafts[*b].name));
     for i in order {
         if state[i] == 0 {
             if let Some(cycle) = visit(i, drafts, &index, &mut state, &mut stack) {
@@ -158,7 +148,7 @@ fn find_cycle(drafts: &[ServiceDraft]) -> Option<Vec<usize>> {
                 let min = cycle
                     .iter()
                     .enumerate()
-                    .min_by(|a, b| drafts[*a.1].service.name.cmp(&drafts[*b.1].service.name))
+                    .min_by(|a, b| drafts[*a.1].name.cmp(&drafts[*b.1].name))
                     .map_or(0, |(k, _)| k);
                 let mut c = cycle;
                 c.rotate_left(min);

@@ -16,7 +16,8 @@ mod text;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::types::{NetworkName, Problem, ProjectName, ServiceName, VolumeName};
+use super::input::{too_large, MAX_FILE_BYTES};
+use super::types::{NetworkName, PortMapping, Problem, ProjectName, ServiceName, VolumeName};
 use super::yaml::{self, join_path, Key, Kind, Node, Pos};
 use super::{Diagnostic, Manifest, ManifestError, NetworkSpec, Service, VolumeSpec};
 use crate::labels;
@@ -30,6 +31,17 @@ pub(super) fn check(
     let mut root: Option<Node> = None;
     let mut diags = Vec::new();
     for (i, (path, text)) in sources.iter().enumerate() {
+        if text.len() as u64 > MAX_FILE_BYTES {
+            diags.push(Diagnostic {
+                file: path.clone(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                problem: too_large("the manifest", text.len() as u64),
+                fix: String::new(),
+            });
+            continue;
+        }
         match yaml::parse(text, i) {
             Ok(node) => {
                 root = Some(match root {
@@ -39,14 +51,14 @@ pub(super) fn check(
                     Some(base) => yaml::merge(base, node),
                 });
             }
-            Err(e) => diags.push(Diagnostic {
+            Err(errors) => diags.extend(errors.into_iter().map(|e| Diagnostic {
                 file: path.clone(),
                 line: e.pos.line,
                 column: e.pos.col,
                 key: e.key,
                 problem: e.problem,
                 fix: e.fix,
-            }),
+            })),
         }
     }
     let Some(root) = root.filter(|_| diags.is_empty()) else {
@@ -81,9 +93,15 @@ struct Checker<'a> {
     suggested: BTreeSet<String>,
 }
 
-/// A checked service with the positions the cross-service rules point at.
+/// A service with what the cross-service rules read and the positions they point at. `service`
+/// is `None` when the service has problems of its own; the rules still run on the rest.
 struct ServiceDraft {
-    service: Service,
+    service: Option<Service>,
+    name: ServiceName,
+    /// The ports, replicas and dependencies that are valid.
+    ports: Vec<PortMapping>,
+    replicas: u32,
+    depends_on: BTreeSet<ServiceName>,
     key_pos: Pos,
     depends_pos: BTreeMap<ServiceName, Pos>,
     ports_pos: Vec<Pos>,
@@ -163,6 +181,8 @@ impl<'a> Checker<'a> {
         let volumes_declared =
             self.declared_names(f.get("volumes").copied(), "volumes", VolumeName::parse);
         let mut drafts: Vec<ServiceDraft> = Vec::new();
+        // Every well-named service, valid or not: `depends_on` may name any of them.
+        let mut all_names: BTreeSet<ServiceName> = BTreeSet::new();
         match f.get("services") {
             Some((_, node)) => {
                 if let Some(entries) = self.map(
@@ -176,7 +196,10 @@ impl<'a> Checker<'a> {
                         }
                         let path = join_path("services", &key.name);
                         let name = match ServiceName::parse(&key.name) {
-                            Ok(n) => n,
+                            Ok(n) => {
+                                all_names.insert(n.clone());
+                                n
+                            }
                             Err(p) => {
                                 self.err(key.pos, &path, p);
                                 continue;
@@ -208,17 +231,18 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        // The rules across services run whatever else is wrong, on the services that are
+        // valid on their own, so one run reports every problem.
+        self.cross_checks(&drafts, &all_names);
         let project = project?;
-        if !self.diags.is_empty() {
-            return None;
-        }
-        self.cross_checks(&drafts);
         if !self.diags.is_empty() {
             return None;
         }
         let mut used_networks: BTreeSet<NetworkName> = BTreeSet::new();
         for d in &drafts {
-            used_networks.extend(d.service.networks.iter().cloned());
+            if let Some(s) = &d.service {
+                used_networks.extend(s.networks.iter().cloned());
+            }
         }
         let resource_labels = |name: &str| {
             BTreeMap::from([
@@ -256,7 +280,8 @@ impl<'a> Checker<'a> {
             project,
             services: drafts
                 .into_iter()
-                .map(|d| (d.service.name.clone(), d.service))
+                .filter_map(|d| d.service)
+                .map(|s| (s.name.clone(), s))
                 .collect(),
             networks,
             volumes,

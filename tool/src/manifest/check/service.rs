@@ -119,12 +119,12 @@ impl Checker<'_> {
             None => Some(DEFAULT_STOP_GRACE),
         };
 
-        if self.diags.len() > errors_before {
-            return None;
-        }
-        Some(ServiceDraft {
-            service: Service {
-                name,
+        let valid = self.diags.len() == errors_before;
+        let (draft_ports, draft_depends) = (ports.clone(), depends_on.clone());
+        let draft_replicas = replicas.unwrap_or(1);
+        let service = || -> Option<Service> {
+            Some(Service {
+                name: name.clone(),
                 image: image?,
                 command,
                 environment,
@@ -140,7 +140,14 @@ impl Checker<'_> {
                 labels,
                 restart: restart?,
                 stop_grace_period: stop_grace_period?,
-            },
+            })
+        };
+        Some(ServiceDraft {
+            service: if valid { service() } else { None },
+            ports: draft_ports,
+            replicas: draft_replicas,
+            depends_on: draft_depends,
+            name,
             key_pos: key.pos,
             depends_pos,
             ports_pos,
