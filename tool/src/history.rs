@@ -1,8 +1,14 @@
-//! Apply history, kept on the engine host so every machine deploying there sees it: each
-//! record is a never-started marker container `<project>-deploy-history-<millis>` whose label
-//! holds the record as JSON (no secret values: specs serialize secrets as `(sensitive)`).
+//! Apply history, kept on the engine host so every machine deploying there sees it: one Docker
+//! volume per project, `<project>_deploy-history`, holds `history.json` with every record (no
+//! secret values: specs serialize secrets as `(sensitive)`). The file is read and written
+//! through the engine's archive API on a helper container that is created from the empty marker
+//! image, never started, and removed again at once, so `docker ps -a` shows nothing of it.
+//!
+//! Older deployers kept each record as a never-started marker container
+//! `<project>-deploy-history-<millis>` whose label held the record; those are read too, and
+//! moved into the volume (and removed) on the first write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -11,10 +17,26 @@ use crate::labels;
 use crate::lock::MARKER_IMAGE;
 use crate::spec::ContainerSpec;
 
-/// Label holding the JSON record.
+/// Label holding the JSON record on a marker container of an older deployer.
 const RECORD: &str = "deployer.history.record";
-/// How many records are kept per project; older ones are pruned after each apply.
+/// Marks the short-lived helper container that reads or writes the history volume.
+const HELPER: &str = "deployer.history-io";
+/// Where the helper container mounts the history volume.
+const DIR: &str = "/history";
+/// The file in the history volume.
+const FILE: &str = "history.json";
+/// Version of the `history.json` layout.
+const FORMAT: u32 = 1;
+/// How many records are kept per project, newest first.
 pub const KEEP: usize = 100;
+/// Besides the newest [`KEEP`], the newest this many successful revisions of every service are
+/// kept, so `deployer rollback` always has a target however many other records came after.
+pub const KEEP_PER_SERVICE: usize = 5;
+
+/// The name of the project's history volume.
+pub fn volume_name(project: &str) -> String {
+    format!("{project}_deploy-history")
+}
 
 /// What kind of command made the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,75 +106,221 @@ impl ServiceRecord {
     pub fn took_effect(&self) -> bool {
         self.result == "rolled"
     }
+
+    /// True when this is a revision `deployer rollback` can return to.
+    pub fn is_revision(&self) -> bool {
+        self.took_effect() && !self.specs.is_empty()
+    }
 }
 
-/// Stores a record.
+/// `history.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    format: u32,
+    /// Oldest first. Kept as JSON values so one unreadable record does not hide the others.
+    records: Vec<serde_json::Value>,
+}
+
+/// Stores a record, after the project's other records; then keeps only what [`retain`] keeps.
+/// Records of older deployers (marker containers) move into the volume, and their containers
+/// are removed.
 pub async fn save(engine: &Engine, record: &Record) -> Result<(), EngineError> {
-    let json = serde_json::to_string(record).map_err(|e| EngineError::Api {
-        action: "encoding the history record".into(),
+    let project = record.project.as_str();
+    let volume = volume_name(project);
+    engine
+        .create_volume(&volume, &volume_labels(project))
+        .await?;
+    let legacy = legacy_records(engine, project).await?;
+    let mut records = with_helper(engine, project, |id| async move {
+        read_file(engine, &id, &volume).await
+    })
+    .await?;
+    let known: BTreeSet<u64> = records.iter().map(|r| r.id).collect();
+    records.extend(
+        legacy
+            .iter()
+            .filter(|(_, r)| !known.contains(&r.id))
+            .map(|(_, r)| r.clone()),
+    );
+    let mut record = record.clone();
+    while records.iter().any(|r| r.id == record.id) {
+        record.id += 1;
+    }
+    records.push(record);
+    records.sort_by_key(|r| r.id);
+    let records = retain(records, KEEP, KEEP_PER_SERVICE);
+    let stored = Stored {
+        format: FORMAT,
+        records: records
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| encoding_error(&e))?,
+    };
+    let json = serde_json::to_vec(&stored).map_err(|e| encoding_error(&e))?;
+    let archive = crate::engine::tar_one_file(FILE, &json, 0o600);
+    with_helper(engine, project, |id| async move {
+        engine.upload_archive(&id, DIR, archive).await
+    })
+    .await?;
+    for (container, _) in legacy {
+        engine.remove_container(&container).await?;
+    }
+    Ok(())
+}
+
+/// Every record of the project, oldest first. Unreadable records are skipped. Reading creates
+/// nothing that outlives the call (and no volume when the project has none yet).
+pub async fn list(engine: &Engine, project: &str) -> Result<Vec<Record>, EngineError> {
+    let volume = volume_name(project);
+    let mut records = if engine.volume_exists(&volume).await? {
+        with_helper(engine, project, |id| async move {
+            read_file(engine, &id, &volume).await
+        })
+        .await?
+    } else {
+        Vec::new()
+    };
+    let known: BTreeSet<u64> = records.iter().map(|r| r.id).collect();
+    records.extend(
+        legacy_records(engine, project)
+            .await?
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| !known.contains(&r.id)),
+    );
+    records.sort_by_key(|r| r.id);
+    Ok(records)
+}
+
+/// Removes every record of the project (the volume and any older marker containers); returns
+/// how many there were.
+pub async fn clear(engine: &Engine, project: &str) -> Result<usize, EngineError> {
+    let n = list(engine, project).await?.len();
+    for (id, _) in legacy_records(engine, project).await? {
+        engine.remove_container(&id).await?;
+    }
+    engine.remove_volume(&volume_name(project)).await?;
+    Ok(n)
+}
+
+/// True when the project has a history volume or older history containers.
+pub async fn exists(engine: &Engine, project: &str) -> Result<bool, EngineError> {
+    Ok(engine.volume_exists(&volume_name(project)).await?
+        || !legacy_records(engine, project).await?.is_empty())
+}
+
+/// The records to keep, oldest first: the newest `keep`, and besides them the newest
+/// `keep_per_service` records in which each service was successfully rolled (the targets of
+/// `deployer rollback`). `records` is oldest first.
+pub fn retain(records: Vec<Record>, keep: usize, keep_per_service: usize) -> Vec<Record> {
+    let mut kept = vec![false; records.len()];
+    let mut per_service: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, r) in records.iter().enumerate().rev() {
+        if records.len() - i <= keep {
+            kept[i] = true;
+        }
+        if r.outcome != Outcome::Succeeded {
+            continue;
+        }
+        for s in r.services.iter().filter(|s| s.is_revision()) {
+            let n = per_service.entry(s.service.as_str()).or_default();
+            if *n < keep_per_service {
+                *n += 1;
+                kept[i] = true;
+            }
+        }
+    }
+    records
+        .into_iter()
+        .zip(kept)
+        .filter_map(|(r, k)| k.then_some(r))
+        .collect()
+}
+
+fn volume_labels(project: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            labels::MANAGED_BY.to_string(),
+            labels::MANAGED_BY_VALUE.to_string(),
+        ),
+        (labels::PROJECT.to_string(), project.to_string()),
+        (labels::HISTORY.to_string(), "true".to_string()),
+    ])
+}
+
+fn encoding_error(e: &serde_json::Error) -> EngineError {
+    EngineError::Api {
+        action: "encoding the apply history".into(),
         detail: e.to_string(),
-    })?;
+    }
+}
+
+/// Runs `work` with the id of a fresh helper container that mounts the project's history
+/// volume, and removes the container whatever `work` returns.
+async fn with_helper<T, F, Fut>(engine: &Engine, project: &str, work: F) -> Result<T, EngineError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, EngineError>>,
+{
     let labels = BTreeMap::from([
         (
             labels::MANAGED_BY.to_string(),
             labels::MANAGED_BY_VALUE.to_string(),
         ),
-        (labels::PROJECT.to_string(), record.project.clone()),
-        (labels::HISTORY.to_string(), "true".to_string()),
-        (RECORD.to_string(), json),
+        (labels::PROJECT.to_string(), project.to_string()),
+        (HELPER.to_string(), "true".to_string()),
     ]);
-    let mut id = record.id;
-    loop {
-        let name = format!("{}-deploy-history-{id:015}", record.project);
-        match engine.create_marker(MARKER_IMAGE, &name, &labels).await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_conflict() => id += 1,
-            Err(e) => return Err(e),
-        }
-    }
+    let name = format!("{project}-deploy-history-io-{:016x}", {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(now_millis());
+        h.finish()
+    });
+    let id = engine
+        .create_volume_helper(MARKER_IMAGE, &name, &labels, &volume_name(project), DIR)
+        .await?;
+    let result = work(id.clone()).await;
+    let removed = engine.remove_container(&id).await;
+    let value = result?;
+    removed?;
+    Ok(value)
 }
 
-/// Every record of the project, oldest first. Unreadable records are skipped.
-pub async fn list(engine: &Engine, project: &str) -> Result<Vec<Record>, EngineError> {
-    let mut records: Vec<(String, Record)> = engine
+/// The records in `history.json` of the volume mounted in helper `id`, oldest first.
+async fn read_file(engine: &Engine, id: &str, volume: &str) -> Result<Vec<Record>, EngineError> {
+    let Some(bytes) = engine.download_file(id, &format!("{DIR}/{FILE}")).await? else {
+        return Ok(Vec::new());
+    };
+    let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| EngineError::Api {
+        action: format!("reading the apply history in volume {volume}"),
+        detail: format!(
+            "{FILE} is not valid: {e}; move it aside or remove the volume to start a new history"
+        ),
+    })?;
+    let mut records: Vec<Record> = stored
+        .records
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect();
+    records.sort_by_key(|r| r.id);
+    Ok(records)
+}
+
+/// Records kept by older deployers as marker containers: (container id, record).
+async fn legacy_records(
+    engine: &Engine,
+    project: &str,
+) -> Result<Vec<(String, Record)>, EngineError> {
+    Ok(engine
         .list_containers(&[(labels::PROJECT, Some(project)), (labels::HISTORY, None)])
         .await?
         .into_iter()
         .filter_map(|c| {
             let r: Record = serde_json::from_str(c.labels.get(RECORD)?).ok()?;
-            Some((c.name, r))
+            Some((c.id, r))
         })
-        .collect();
-    records.sort_by(|a, b| (a.1.id, &a.0).cmp(&(b.1.id, &b.0)));
-    Ok(records.into_iter().map(|(_, r)| r).collect())
-}
-
-/// Removes all but the newest `keep` records.
-pub async fn prune(engine: &Engine, project: &str, keep: usize) -> Result<(), EngineError> {
-    let mut list = engine
-        .list_containers(&[(labels::PROJECT, Some(project)), (labels::HISTORY, None)])
-        .await?;
-    if list.len() <= keep {
-        return Ok(());
-    }
-    list.sort_by(|a, b| a.name.cmp(&b.name));
-    let excess = list.len() - keep;
-    for c in list.into_iter().take(excess) {
-        engine.remove_container(&c.id).await?;
-    }
-    Ok(())
-}
-
-/// Removes every record of the project.
-pub async fn clear(engine: &Engine, project: &str) -> Result<usize, EngineError> {
-    let list = engine
-        .list_containers(&[(labels::PROJECT, Some(project)), (labels::HISTORY, None)])
-        .await?;
-    let n = list.len();
-    for c in list {
-        engine.remove_container(&c.id).await?;
-    }
-    Ok(n)
+        .collect())
 }
 
 /// The CI build id from the environment, if any.
@@ -180,7 +348,7 @@ pub fn previous_revision<'r>(records: &'r [Record], service: &str) -> Option<&'r
         .filter_map(|r| {
             r.services
                 .iter()
-                .find(|s| s.service == service && s.took_effect() && !s.specs.is_empty())
+                .find(|s| s.service == service && s.is_revision())
         });
     let _current = revisions.next()?;
     revisions.next()
@@ -196,7 +364,7 @@ pub fn last_changed_services(records: &[Record]) -> Vec<String> {
         .map(|r| {
             r.services
                 .iter()
-                .filter(|s| s.took_effect() && !s.specs.is_empty())
+                .filter(|s| s.is_revision())
                 .map(|s| s.service.clone())
                 .collect()
         })
@@ -313,6 +481,39 @@ mod tests {
         assert_eq!(ids, [2, 1]);
         let human = render_human(&records);
         assert!(human.find("#2").expect("#2") < human.find("#1").expect("#1"));
+    }
+
+    /// Regression: pruning kept only the newest 100 records, so 100 applies of other
+    /// services (or no-op applies) pushed out every revision `rollback api` could return to.
+    #[test]
+    fn retention_keeps_the_newest_revisions_of_every_service() {
+        let mut records = vec![
+            rec(1, Outcome::Succeeded, &[("api", "d1", "rolled")]),
+            rec(2, Outcome::Succeeded, &[("api", "d2", "rolled")]),
+        ];
+        for id in 3..=300 {
+            let outcome = if id % 2 == 0 {
+                Outcome::Succeeded
+            } else {
+                Outcome::RolledBack
+            };
+            records.push(rec(id, outcome, &[("web", "w", "rolled")]));
+        }
+        let kept = retain(records, KEEP, KEEP_PER_SERVICE);
+        let ids: Vec<u64> = kept.iter().map(|r| r.id).collect();
+        let mut want = vec![1, 2];
+        want.extend(201..=300);
+        assert_eq!(ids, want);
+        let prev = previous_revision(&kept, "api").expect("api can still be rolled back");
+        assert_eq!(prev.new_digest.as_deref(), Some("d1"));
+
+        // Older successful web revisions beyond the newest 5 go.
+        let mut records: Vec<Record> = (1..=10)
+            .map(|id| rec(id, Outcome::Succeeded, &[("web", "w", "rolled")]))
+            .collect();
+        records.push(rec(11, Outcome::Failed, &[("web", "w", "failed: x")]));
+        let ids: Vec<u64> = retain(records, 2, 5).iter().map(|r| r.id).collect();
+        assert_eq!(ids, [6, 7, 8, 9, 10, 11]);
     }
 
     #[test]

@@ -181,6 +181,31 @@ pub async fn acquire(engine: &Engine, info: LockInfo) -> Result<Lock, LockError>
     }
 }
 
+/// Takes the lock, waiting up to `timeout` while another deployer holds it (checking twice a
+/// second); `on_wait` is told once who holds it. A zero `timeout` fails at once, like
+/// [`acquire`].
+pub async fn acquire_within(
+    engine: &Engine,
+    info: LockInfo,
+    timeout: std::time::Duration,
+    on_wait: impl FnOnce(&LockInfo),
+) -> Result<Lock, LockError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut on_wait = Some(on_wait);
+    loop {
+        match acquire(engine, info.clone()).await {
+            Err(LockError::Held(holder)) if tokio::time::Instant::now() < deadline => {
+                if let Some(tell) = on_wait.take() {
+                    tell(&holder);
+                }
+                let pause = std::time::Duration::from_millis(500);
+                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Lock {
     /// Frees the lock.
     pub async fn release(self, engine: &Engine) -> Result<(), EngineError> {

@@ -39,6 +39,10 @@ struct Cli {
     /// Never colour the output.
     #[arg(long, global = true)]
     no_color: bool,
+    /// How long apply, rollback and down wait for the deploy lock while another deployer
+    /// holds it (e.g. 30s, 5m); by default they fail at once naming the holder.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_lock_timeout)]
+    lock_timeout: Option<Duration>,
     #[command(subcommand)]
     command: Command,
 }
@@ -99,6 +103,9 @@ enum Command {
         /// Also remove the project's named volumes and its apply history.
         #[arg(long)]
         volumes: bool,
+        /// Exit 0 when the engine holds nothing of the project (default: exit 1 saying so).
+        #[arg(long)]
+        ignore_missing: bool,
     },
     /// Check manifests without an engine: every problem is printed; exit 0 when valid, 1 if not.
     #[command(
@@ -211,7 +218,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let observed = observe::observe(&engine, &registry, &manifest)
                 .await
                 .context("reading the engine's state")?;
-            let plan = plan::compute(&manifest, &observed);
+            let mut plan = plan::compute(&manifest, &observed);
+            // `apply --plan FILE` without `-f` reads these, from wherever it runs.
+            for path in &mut plan.manifests {
+                if let Ok(absolute) = std::path::absolute(&*path) {
+                    *path = absolute;
+                }
+            }
             let checks: Vec<(String, Option<&manifest::HealthCheck>)> = manifest
                 .services
                 .iter()
@@ -243,7 +256,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Apply(args) => {
-            let manifest = load_manifest(&cli.files)?;
             let saved = match &args.plan {
                 None => None,
                 Some(path) => {
@@ -256,6 +268,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     )
                 }
             };
+            // A saved plan names the manifests it was made from; `-f` overrides them.
+            let manifest = match &saved {
+                Some(plan) if cli.files.is_empty() && !plan.manifests.is_empty() => {
+                    load_manifest(&plan.manifests)?
+                }
+                _ => load_manifest(&cli.files)?,
+            };
             let (engine, registry) = connect().await?;
             progress.line(format!("engine: {}", engine.options()));
             let options = ApplyOptions {
@@ -263,11 +282,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ci_build: history::ci_build(&|k| std::env::var(k).ok()),
                 color,
                 interrupt: catch_signals(),
+                lock_timeout: cli.lock_timeout.unwrap_or_default(),
                 ..ApplyOptions::default()
             };
             let result =
                 apply::apply(&engine, &registry, &manifest, saved, &options, &progress).await;
-            finish_apply(result, cli.output, &options.interrupt)
+            finish_apply(result, cli.output, &options.interrupt, "applying")
         }
         Command::Rollback { services } => {
             let manifest = load_manifest(&cli.files)?;
@@ -278,11 +298,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ci_build: history::ci_build(&|k| std::env::var(k).ok()),
                 color,
                 interrupt: catch_signals(),
+                lock_timeout: cli.lock_timeout.unwrap_or_default(),
                 ..ApplyOptions::default()
             };
             let result =
                 apply::rollback(&engine, &registry, &manifest, services, &options, &progress).await;
-            finish_apply(result, cli.output, &options.interrupt)
+            finish_apply(result, cli.output, &options.interrupt, "rolling back")
         }
         Command::Lock { action } => {
             let project = project_name(&cli)?;
@@ -387,12 +408,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Down { volumes } => {
+        Command::Down {
+            volumes,
+            ignore_missing,
+        } => {
             let project = project_name(&cli)?;
             let engine = Engine::from_env().await.context("connecting to Docker")?;
-            let r = down::down(&engine, &project, *volumes, &command_line, &progress)
-                .await
-                .with_context(|| format!("taking project {project} down"))?;
+            let r = down::down_within(
+                &engine,
+                &project,
+                *volumes,
+                &command_line,
+                &progress,
+                cli.lock_timeout.unwrap_or_default(),
+            )
+            .await
+            .with_context(|| format!("taking project {project} down"))?;
+            if r.missing {
+                let what = format!(
+                    "project {project} has nothing on the engine at {} (no container, network or volume)",
+                    engine.options()
+                );
+                if *ignore_missing {
+                    eprintln!("{what}; nothing to do");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                anyhow::bail!(
+                    "{what}; check the project name and the engine, or pass --ignore-missing"
+                );
+            }
             eprintln!(
                 "removed {} container(s), {} network(s), {} volume(s){}",
                 r.containers,
@@ -443,12 +487,13 @@ fn finish_apply(
     result: Result<apply::ApplyReport, ApplyError>,
     output: Output,
     interrupt: &AtomicI32,
+    doing: &'static str,
 ) -> anyhow::Result<ExitCode> {
     let signal = interrupt.load(Ordering::SeqCst);
     if signal != 0 {
         // Whatever the apply managed before it stopped is printed below; the exit code is the
         // signal's (130 for SIGINT, 143 for SIGTERM).
-        let code = finish_apply(result, output, &AtomicI32::new(0));
+        let code = finish_apply(result, output, &AtomicI32::new(0), doing);
         if let Err(e) = &code {
             eprintln!("deployer: error: {e:#}");
         }
@@ -466,16 +511,22 @@ fn finish_apply(
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&report.record)?);
             }
-            if let Some(why) = &report.failure {
-                eprintln!("{why}");
-            }
+            // The failure's text appears once: in the error at the end, which the service
+            // results lead up to.
             for s in &report.record.services {
-                eprintln!("  {}: {}", s.service, s.result);
+                let result = if s.result.starts_with("failed:") {
+                    "failed"
+                } else {
+                    s.result.as_str()
+                };
+                eprintln!("  {}: {result}", s.service);
             }
-            eprintln!("deployer: error: {}", first_line(&report.to_string()));
+            eprintln!("deployer: error: {report}");
             Ok(ExitCode::FAILURE)
         }
-        Err(e) => Err(anyhow::Error::new(e).context("applying")),
+        // Already says what it was doing.
+        Err(e @ ApplyError::Rollback { .. }) => Err(anyhow::Error::new(e)),
+        Err(e) => Err(anyhow::Error::new(e).context(doing)),
     }
 }
 
@@ -483,8 +534,9 @@ fn color_allowed(cli: &Cli) -> bool {
     !cli.no_color && std::env::var_os("NO_COLOR").is_none()
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
+/// `--lock-timeout`: a duration such as `30s`, `500ms` or `5m`.
+fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
+    manifest::parse_duration(text).map_err(|p| format!("{}; {}", p.problem, p.fix))
 }
 
 fn clamp_timeout(d: Duration) -> Duration {

@@ -135,6 +135,8 @@ pub async fn observe(
             .collect(),
         volumes: volumes
             .into_iter()
+            // The apply history's volume is the deployer's own, not the manifest's.
+            .filter(|v| !v.labels.contains_key(labels::HISTORY))
             .map(|v| ObservedVolume {
                 name: v.name,
                 labels: v.labels,

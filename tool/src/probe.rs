@@ -324,7 +324,7 @@ async fn probe_image(engine: &Engine, binary: &Path) -> Result<String, String> {
         Ok(None) => {}
         Err(e) => return Err(format!("looking for the probe image: {e}")),
     }
-    let archive = tar_one_file("deployer", &bytes, 0o755);
+    let archive = crate::engine::tar_one_file("deployer", &bytes, 0o755);
     engine
         .import_image(
             &name,
@@ -337,34 +337,6 @@ async fn probe_image(engine: &Engine, binary: &Path) -> Result<String, String> {
         .await
         .map_err(|e| format!("importing the probe image: {e}"))?;
     Ok(name)
-}
-
-/// A ustar archive holding one regular file.
-fn tar_one_file(name: &str, data: &[u8], mode: u32) -> Vec<u8> {
-    let mut header = [0u8; 512];
-    header[..name.len()].copy_from_slice(name.as_bytes());
-    let octal = |field: &mut [u8], value: u64| {
-        let text = format!("{value:0width$o}\0", width = field.len() - 1);
-        field.copy_from_slice(text.as_bytes());
-    };
-    octal(&mut header[100..108], u64::from(mode));
-    octal(&mut header[108..116], 0);
-    octal(&mut header[116..124], 0);
-    octal(&mut header[124..136], data.len() as u64);
-    octal(&mut header[136..148], 0);
-    header[156] = b'0';
-    header[257..263].copy_from_slice(b"ustar\0");
-    header[263..265].copy_from_slice(b"00");
-    header[148..156].copy_from_slice(b"        ");
-    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
-    let text = format!("{sum:06o}\0 ");
-    header[148..156].copy_from_slice(text.as_bytes());
-    let mut out = Vec::with_capacity(512 + data.len() + 1536);
-    out.extend_from_slice(&header);
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out.extend_from_slice(&[0u8; 1024]);
-    out
 }
 
 /// One HTTP probe: `Ok` on 200.
@@ -502,7 +474,7 @@ mod tests {
 
     #[test]
     fn the_archive_is_a_valid_tar() {
-        let tar = tar_one_file("deployer", b"hello", 0o755);
+        let tar = crate::engine::tar_one_file("deployer", b"hello", 0o755);
         assert_eq!(tar.len(), 512 + 512 + 1024);
         assert_eq!(&tar[257..262], b"ustar");
         let stored: u32 = tar[..512]

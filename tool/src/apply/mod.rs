@@ -38,6 +38,9 @@ pub struct ApplyOptions {
     /// Set (to the signal number) by the binary on SIGINT or SIGTERM: no new roll step starts,
     /// and the apply is undone like a failed one.
     pub interrupt: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    /// How long to wait for the deploy lock while another deployer holds it (zero: fail at
+    /// once).
+    pub lock_timeout: std::time::Duration,
 }
 
 impl Default for ApplyOptions {
@@ -48,6 +51,7 @@ impl Default for ApplyOptions {
             log_lines: 20,
             color: false,
             interrupt: Default::default(),
+            lock_timeout: std::time::Duration::ZERO,
         }
     }
 }
@@ -67,6 +71,9 @@ pub enum ApplyError {
     StalePlan { planned: String, now: String },
     #[error("{0}")]
     Failed(Box<ApplyReport>),
+    /// `deployer rollback` has nothing to return to: `rolling back web: ...`.
+    #[error("rolling back {what}: {why}")]
+    Rollback { what: String, why: String },
 }
 
 /// What an apply did.
@@ -114,25 +121,29 @@ pub async fn apply(
 ) -> Result<ApplyReport, ApplyError> {
     let project = manifest.project.as_str();
     if saved.is_none() {
-        // Fast path: an apply with nothing to do changes nothing, so it needs no lock; it
-        // still refuses while another apply holds the lock, and still leaves a record.
+        // Fast path: an apply with nothing to do changes nothing, so it needs no lock and
+        // leaves no record (and creates nothing); it still refuses while another apply holds
+        // the lock.
         let started = Started::now(Kind::Apply, options);
         let observed = observe::observe(engine, registry, manifest).await?;
         let plan = plan::compute(manifest, &observed);
         if !plan.has_changes() {
-            if let Some(holder) = lock::status(engine, project)
+            let holder = lock::status(engine, project)
                 .await?
-                .filter(|h| !h.holder_is_gone())
-            {
-                return Err(ApplyError::Lock(LockError::Held(Box::new(holder))));
+                .filter(|h| !h.holder_is_gone());
+            match holder {
+                // Waiting for the lock: plan again once it is ours (below).
+                Some(_) if !options.lock_timeout.is_zero() => {}
+                Some(holder) => return Err(ApplyError::Lock(LockError::Held(Box::new(holder)))),
+                None => {
+                    let record = started.finish(&plan.project, Outcome::NoChanges, Vec::new());
+                    return Ok(ApplyReport {
+                        plan,
+                        record,
+                        failure: None,
+                    });
+                }
             }
-            let record = started.finish(&plan.project, Outcome::NoChanges, Vec::new());
-            history::save(engine, &record).await?;
-            return Ok(ApplyReport {
-                plan,
-                record,
-                failure: None,
-            });
         }
     }
     under_lock(
@@ -154,9 +165,16 @@ async fn under_lock(
     progress: &Progress,
     work: impl std::future::Future<Output = Result<ApplyReport, ApplyError>>,
 ) -> Result<ApplyReport, ApplyError> {
-    let lock = lock::acquire(
+    let lock = lock::acquire_within(
         engine,
         LockInfo::for_this_process(project, &options.command),
+        options.lock_timeout,
+        |holder| {
+            progress.line(format!(
+                "waiting up to {:?} for the deploy lock held by {}@{} (`{}`)",
+                options.lock_timeout, holder.holder, holder.host, holder.command
+            ))
+        },
     )
     .await?;
     report_takeover(&lock, progress);
@@ -204,9 +222,8 @@ async fn apply_locked(
         (Vec::new(), Outcome::NoChanges, None)
     };
     let record = started.finish(&plan.project, outcome, services);
-    history::save(engine, &record).await?;
     if outcome != Outcome::NoChanges {
-        history::prune(engine, &plan.project, history::KEEP).await?;
+        history::save(engine, &record).await?;
     }
     Ok(ApplyReport {
         plan,
@@ -253,18 +270,19 @@ async fn rollback_locked(
         services.to_vec()
     };
     if targets.is_empty() {
-        return Err(ApplyError::Engine(EngineError::Config(format!(
-            "project {project} has no successful apply to roll back; see `deployer history`"
-        ))));
+        return Err(ApplyError::Rollback {
+            what: format!("project {project}"),
+            why: "no successful apply to roll back; see `deployer history`".into(),
+        });
     }
     let current = observe::project_containers(engine, project).await?;
     let mut plan_services = Vec::new();
     for name in &targets {
-        let prev = history::previous_revision(&records, name).ok_or_else(|| {
-            EngineError::Config(format!(
-                "service {name} has no earlier successful revision in the history; see `deployer history`"
-            ))
-        })?;
+        let prev =
+            history::previous_revision(&records, name).ok_or_else(|| ApplyError::Rollback {
+                what: name.clone(),
+                why: "no earlier successful revision in the history; see `deployer history`".into(),
+            })?;
         let mut specs = prev.specs.clone();
         for spec in &mut specs {
             restore_secrets_by_name(manifest, spec)?;
@@ -377,14 +395,16 @@ fn report_takeover(lock: &lock::Lock, progress: &Progress) {
 fn restore_secrets_by_name(
     manifest: &Manifest,
     spec: &mut ContainerSpec,
-) -> Result<(), EngineError> {
+) -> Result<(), ApplyError> {
     let service = manifest.services.get(spec.service.as_str());
     for (name, secret) in spec.secrets.iter_mut() {
         let fresh = service.and_then(|s| s.secrets.get(name)).ok_or_else(|| {
-            EngineError::Config(format!(
-                "the earlier revision of {} uses secret {name}, which the manifest no longer provides; add it back to roll back",
-                spec.service
-            ))
+            ApplyError::Rollback {
+                what: spec.service.clone(),
+                why: format!(
+                    "the earlier revision uses secret {name}, which the manifest no longer provides; add it back to roll back"
+                ),
+            }
         })?;
         *secret = fresh.clone();
     }
@@ -399,6 +419,9 @@ struct Rolled {
     new: Vec<String>,
     /// Old containers stopped: removed on commit, started again on undo.
     retired: Vec<String>,
+    /// Containers that were not running to begin with (left over by an interrupted apply):
+    /// removed on commit, left as they are on undo.
+    leftovers: Vec<String>,
     /// Roll order used: stop-first services stop new containers before restarting old ones.
     stop_first: bool,
     probe: Option<crate::manifest::HealthCheck>,
@@ -528,8 +551,9 @@ impl<'a> Executor<'a> {
                     }
                     Err(e) => {
                         clean = false;
+                        // The reason is printed once, with the service results at the end.
                         self.progress
-                            .service(&rolled.service, format!("rolling back FAILED: {e}"));
+                            .service(&rolled.service, "rolling back FAILED");
                         if let Some(r) = records.get_mut(&rolled.service) {
                             r.result = format!("rollback failed: {e}");
                         }
@@ -557,10 +581,16 @@ impl<'a> Executor<'a> {
                     commit_errors.push(e.to_string());
                 }
             }
-            if !rolled.retired.is_empty() {
+            for id in &rolled.leftovers {
+                if let Err(e) = self.engine.remove_container(id).await {
+                    commit_errors.push(e.to_string());
+                }
+            }
+            let removed = rolled.retired.len() + rolled.leftovers.len();
+            if removed > 0 {
                 self.progress.service(
                     &rolled.service,
-                    format!("removed {} old container(s)", rolled.retired.len()),
+                    format!("removed {removed} old container(s)"),
                 );
             }
         }
@@ -700,38 +730,32 @@ impl<'a> Executor<'a> {
         let reference = observe::create_reference(&first.image, sp.image_digest.as_deref());
         let digest = sp.image_digest.clone().unwrap_or_default();
 
-        let (to_start, to_retire): (Vec<&ContainerSpec>, Vec<Vec<String>>) = match &sp.action {
-            Action::Create => (sp.desired.iter().collect(), Vec::new()),
-            Action::Scale { .. } => {
-                let have: std::collections::BTreeSet<u32> =
-                    sp.current.iter().filter_map(|c| c.replica).collect();
-                let start = sp
-                    .desired
+        // Replicas that already run what they should (an interrupted apply rolled them) are
+        // kept; the others are rolled, each replacing the containers of its replica.
+        let correct: std::collections::BTreeSet<&String> =
+            plan::correct_replicas(&sp.desired, &sp.current, sp.image_digest.as_deref())
+                .into_values()
+                .map(|c| &c.id)
+                .collect();
+        let to_start: Vec<&ContainerSpec> = sp
+            .desired
+            .iter()
+            .filter(|d| {
+                !sp.current
                     .iter()
-                    .filter(|d| !have.contains(&d.replica))
-                    .collect();
-                let surplus = sp
-                    .current
+                    .any(|c| c.replica == Some(d.replica) && correct.contains(&c.id))
+            })
+            .collect();
+        let to_retire: Vec<Vec<String>> = to_start
+            .iter()
+            .map(|d| {
+                sp.current
                     .iter()
-                    .filter(|c| c.replica.is_none_or(|r| r as usize > sp.desired.len()))
-                    .map(|c| vec![c.id.clone()])
-                    .collect();
-                (start, surplus)
-            }
-            _ => (
-                sp.desired.iter().collect(),
-                sp.desired
-                    .iter()
-                    .map(|d| {
-                        sp.current
-                            .iter()
-                            .filter(|c| c.replica == Some(d.replica))
-                            .map(|c| c.id.clone())
-                            .collect()
-                    })
-                    .collect(),
-            ),
-        };
+                    .filter(|c| c.replica == Some(d.replica))
+                    .map(|c| c.id.clone())
+                    .collect()
+            })
+            .collect();
         let verb = match &sp.action {
             Action::Create => "creating".to_string(),
             Action::Scale { from, to } => format!("scaling {from} -> {to}"),
@@ -775,33 +799,26 @@ impl<'a> Executor<'a> {
                 }
             }
             if let Some(e) = failure {
-                self.progress
-                    .service(&sp.service, format!("FAILED: {}", first_line(&e)));
+                // The reason is printed once, in the apply's error at the end.
+                self.progress.service(&sp.service, "FAILED");
                 return (rolled, Some(e));
             }
         }
         // Containers beyond the desired replicas (or duplicates) go once the rest is rolled.
-        let kept: std::collections::BTreeSet<&String> = to_retire.iter().flatten().collect();
-        let extra: Vec<String> = match &sp.action {
-            Action::Replace { .. } => sp
-                .current
-                .iter()
-                .filter(|c| !kept.contains(&c.id))
-                .map(|c| c.id.clone())
-                .collect(),
-            Action::Scale { .. } => to_retire
-                .iter()
-                .skip(to_start.len())
-                .flatten()
-                .cloned()
-                .collect(),
-            _ => Vec::new(),
-        };
-        let extra: Vec<String> = extra
-            .into_iter()
-            .filter(|id| !rolled.retired.contains(id))
+        let paired: std::collections::BTreeSet<&String> = to_retire.iter().flatten().collect();
+        let extra: Vec<&plan::CurrentContainer> = sp
+            .current
+            .iter()
+            .filter(|c| !paired.contains(&c.id) && !correct.contains(&c.id))
+            .filter(|c| !rolled.retired.contains(&c.id))
             .collect();
-        for id in extra {
+        let (running, stopped): (Vec<_>, Vec<_>) = extra
+            .into_iter()
+            .partition(|c| c.state == plan::ContainerState::Running);
+        rolled
+            .leftovers
+            .extend(stopped.into_iter().map(|c| c.id.clone()));
+        for id in running.into_iter().map(|c| c.id.clone()) {
             if let Err(e) = self
                 .engine
                 .stop_container(&id, Some(first.stop_grace_period))
@@ -884,9 +901,8 @@ impl<'a> Executor<'a> {
                     .unwrap_or_else(|e| format!("(logs unavailable: {e})"));
                 let _ = self.engine.remove_container(&id).await;
                 out.error = Some(format!(
-                    "new container {name} is not healthy: {reason}; it was removed. Its last {} log lines:\n{}",
-                    self.log_lines,
-                    indent(&logs)
+                    "new container {name} is not healthy: {reason}; it was removed{}",
+                    log_tail_text(&logs)
                 ));
                 return out;
             }
@@ -1056,14 +1072,45 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-fn indent(logs: &str) -> String {
-    let trimmed = logs.trim_end();
-    if trimmed.is_empty() {
-        return "    (no output)".into();
-    }
-    trimmed
+/// `. Its last 3 log lines:` and the lines, indented; `, and wrote no log output` when there
+/// are none, so no heading is ever left without lines.
+fn log_tail_text(logs: &str) -> String {
+    let lines: Vec<&str> = logs
+        .trim_end()
         .lines()
-        .map(|l| format!("    {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .skip_while(|l| l.trim().is_empty())
+        .collect();
+    match lines.len() {
+        0 => ", and wrote no log output".into(),
+        n => format!(
+            ". Its last {}:\n{}",
+            if n == 1 {
+                "log line".to_string()
+            } else {
+                format!("{n} log lines")
+            },
+            lines
+                .iter()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a container that wrote nothing left `Its last 20 log lines:` dangling.
+    #[test]
+    fn the_log_heading_appears_only_with_log_lines() {
+        assert_eq!(log_tail_text(""), ", and wrote no log output");
+        assert_eq!(log_tail_text("\n  \n"), ", and wrote no log output");
+        assert_eq!(log_tail_text("one\n"), ". Its last log line:\n    one");
+        assert_eq!(
+            log_tail_text("a\nb\n"),
+            ". Its last 2 log lines:\n    a\n    b"
+        );
+    }
 }

@@ -676,6 +676,103 @@ impl Engine {
         }
     }
 
+    /// Creates a never-started container from the marker image with the volume `volume` mounted
+    /// at `target`, so files in the volume can be read and written through the archive API
+    /// ([`Engine::upload_archive`], [`Engine::download_file`]) without running anything.
+    pub async fn create_volume_helper(
+        &self,
+        image: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        volume: &str,
+        target: &str,
+    ) -> Result<String, EngineError> {
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            labels: Some(labels.clone().into_iter().collect::<HashMap<_, _>>()),
+            network_disabled: Some(true),
+            host_config: Some(bollard::models::HostConfig {
+                mounts: Some(vec![bollard::models::Mount {
+                    target: Some(target.to_string()),
+                    source: Some(volume.to_string()),
+                    typ: Some(bollard::models::MountType::VOLUME),
+                    ..Default::default()
+                }]),
+                network_mode: Some("none".to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match self.create_container(name, body.clone()).await {
+            Err(e) if e.is_not_found() => {
+                self.ensure_marker_image(image).await?;
+                self.create_container(name, body).await
+            }
+            other => other,
+        }
+    }
+
+    /// Extracts the tar `archive` into directory `dir` of container `id` (running or not).
+    pub async fn upload_archive(
+        &self,
+        id: &str,
+        dir: &str,
+        archive: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::UploadToContainerOptions {
+            path: dir.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(
+                id,
+                Some(opts),
+                bollard::body_full(bytes::Bytes::from(archive)),
+            )
+            .await
+            .map_err(|e| self.error(&format!("writing to {dir} in container {id}"), e))
+    }
+
+    /// The contents of the regular file `path` in container `id` (running or not), read
+    /// through the archive API; `None` when it does not exist.
+    pub async fn download_file(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let opts = bollard::query_parameters::DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let mut stream = self.docker.download_from_container(id, Some(opts));
+        let mut tar = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) => tar.extend_from_slice(&chunk),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Ok(None),
+                Err(e) => return Err(self.error(&format!("reading {path} in container {id}"), e)),
+            }
+        }
+        first_file_of_tar(&tar)
+            .map(Some)
+            .ok_or_else(|| EngineError::Api {
+                action: format!("reading {path} in container {id}"),
+                detail: "the engine sent no regular file".into(),
+            })
+    }
+
+    /// True when the named volume exists.
+    pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(self.error(&format!("inspecting volume {name}"), e)),
+        }
+    }
+
     /// Imports `archive` (a tar of the image's files) as the image `name`, with Dockerfile-like
     /// `changes` (`ENTRYPOINT [...]`, `LABEL k=v`).
     pub async fn import_image(
@@ -902,6 +999,57 @@ fn exit_code_from_status(status: &str) -> Option<i64> {
 }
 
 /// The innermost, most telling part of a bollard error, on one line.
+/// The data of the first regular file in a tar archive (PAX and GNU extension headers are
+/// skipped); `None` when there is none or the archive is cut short.
+pub fn first_file_of_tar(tar: &[u8]) -> Option<Vec<u8>> {
+    let mut at = 0;
+    while at + 512 <= tar.len() {
+        let header = &tar[at..at + 512];
+        if header.iter().all(|b| *b == 0) {
+            return None;
+        }
+        let size_field = std::str::from_utf8(&header[124..136]).ok()?;
+        let size = u64::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+            .ok()?;
+        let size = usize::try_from(size).ok()?;
+        let data = at + 512;
+        if matches!(header[156], b'0' | 0) {
+            return tar.get(data..data.checked_add(size)?).map(<[u8]>::to_vec);
+        }
+        at = data + size.div_ceil(512) * 512;
+    }
+    None
+}
+
+/// A ustar archive holding one regular file `name` (readable by its owner only when `mode` says
+/// so).
+pub fn tar_one_file(name: &str, data: &[u8], mode: u32) -> Vec<u8> {
+    let mut header = [0u8; 512];
+    header[..name.len()].copy_from_slice(name.as_bytes());
+    let octal = |field: &mut [u8], value: u64| {
+        let text = format!("{value:0width$o}\0", width = field.len() - 1);
+        field.copy_from_slice(text.as_bytes());
+    };
+    octal(&mut header[100..108], u64::from(mode));
+    octal(&mut header[108..116], 0);
+    octal(&mut header[116..124], 0);
+    octal(&mut header[124..136], data.len() as u64);
+    octal(&mut header[136..148], 0);
+    header[156] = b'0';
+    header[257..263].copy_from_slice(b"ustar\0");
+    header[263..265].copy_from_slice(b"00");
+    header[148..156].copy_from_slice(b"        ");
+    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+    let text = format!("{sum:06o}\0 ");
+    header[148..156].copy_from_slice(text.as_bytes());
+    let mut out = Vec::with_capacity(512 + data.len() + 1536);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
 fn short_error(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
@@ -918,6 +1066,21 @@ fn short_error(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_written_to_a_tar_reads_back_past_a_pax_header() {
+        let data = b"{\"records\": []}".repeat(100);
+        let plain = tar_one_file("history.json", &data, 0o600);
+        assert_eq!(first_file_of_tar(&plain), Some(data.clone()));
+        // The engine may put a PAX header before the file.
+        let mut pax = tar_one_file("PaxHeaders/history.json", b"20 mtime=1.5\n", 0o644);
+        pax[156] = b'x';
+        pax.truncate(1024);
+        pax.extend_from_slice(&plain);
+        assert_eq!(first_file_of_tar(&pax), Some(data));
+        assert_eq!(first_file_of_tar(&[0u8; 1024]), None);
+        assert_eq!(first_file_of_tar(&plain[..600]), None);
+    }
 
     #[test]
     fn status_lines() {

@@ -485,6 +485,32 @@ fn current(c: &ObservedContainer) -> CurrentContainer {
     }
 }
 
+/// For each desired replica, the container that already is what it should be (its spec and
+/// image, running and not unhealthy), if any: an apply keeps these and rolls only the other
+/// replicas, so one interrupted half-way (a `kill -9`) is finished without replacing what it
+/// already rolled.
+pub fn correct_replicas<'c>(
+    desired: &[ContainerSpec],
+    current: &'c [CurrentContainer],
+    image_digest: Option<&str>,
+) -> BTreeMap<u32, &'c CurrentContainer> {
+    desired
+        .iter()
+        .filter_map(|d| {
+            current
+                .iter()
+                .find(|c| {
+                    c.replica == Some(d.replica)
+                        && c.spec_hash.as_deref() == Some(d.spec_hash.as_str())
+                        && image_digest.is_none_or(|want| c.image_digest.as_deref() == Some(want))
+                        && c.state == ContainerState::Running
+                        && c.health != HealthStatus::Unhealthy
+                })
+                .map(|c| (d.replica, c))
+        })
+        .collect()
+}
+
 /// The changes from the running container's detail `have` to the desired `want`.
 fn detail_changes(want: &spec::Detail, have: &spec::Detail) -> Vec<Change> {
     let keys = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| KeyChanges {
@@ -532,6 +558,17 @@ fn service_action(
     };
     if current.is_empty() {
         return Action::Create;
+    }
+    let as_current: Vec<CurrentContainer> = current.iter().map(|c| self::current(c)).collect();
+    if correct_replicas(desired, &as_current, image_digest).len() == desired.len()
+        && current.len() > desired.len()
+    {
+        // Every replica is right; the rest are left-overs (of an interrupted apply): remove
+        // them, replace nothing.
+        return Action::Scale {
+            from: current.len() as u32,
+            to: desired.len() as u32,
+        };
     }
     let want_fields = spec::field_hashes(first);
     let mut changed_fields: BTreeSet<String> = BTreeSet::new();

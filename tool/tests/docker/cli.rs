@@ -292,7 +292,7 @@ async fn sigint_during_apply_undoes_the_roll_releases_the_lock_and_exits_130() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
     assert!(
-        stderr.contains("  api: failed: "),
+        stderr.contains("  api: failed\n"),
         "what was done is printed: {stderr}"
     );
     assert!(

@@ -9,5 +9,6 @@ mod apply;
 mod cli;
 mod engine_select;
 mod health_probe;
+mod history;
 mod registry;
 mod registry_access;
