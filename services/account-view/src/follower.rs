@@ -26,23 +26,24 @@ pub enum FollowError {
     Task(String),
 }
 
-/// Applies pages of events until `stop` completes. Store outages are waited out; a projection
-/// error (an event that does not decode) is logged and the event skipped, so one bad event cannot
-/// stop the view.
+/// Applies pages of events until `stop` completes, then returns `Ok`. Store outages and failed
+/// transactions are waited out; a projection error (an event that does not decode) is logged and
+/// the event skipped, so one bad event cannot stop the view. Only a failed database task ends it
+/// early, with an error (the service's `/health` then answers 503).
 pub(crate) async fn follow(
     client: EventStoreClient,
     writer: ViewDb,
     checkpoint_tx: watch::Sender<u64>,
     metrics: Arc<Metrics>,
     stop: impl Future<Output = ()>,
-) {
+) -> Result<(), FollowError> {
     tokio::pin!(stop);
     let mut writer = Some(writer);
     let mut backoff = Duration::from_millis(100);
     loop {
         let after = *checkpoint_tx.borrow();
         let page = tokio::select! {
-            () = &mut stop => return,
+            () = &mut stop => return Ok(()),
             page = client.read_all(after, PAGE, Duration::from_secs(2)) => page,
         };
         let page = match page {
@@ -53,7 +54,7 @@ pub(crate) async fn follow(
             Err(error) => {
                 tracing::warn!(%error, "could not read the event store's log; retrying");
                 tokio::select! {
-                    () = &mut stop => return,
+                    () = &mut stop => return Ok(()),
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -68,7 +69,9 @@ pub(crate) async fn follow(
         }
         let batch = project_page(&page.events);
         let n = batch.len() as u64;
-        let Some(mut db) = writer.take() else { return };
+        let Some(mut db) = writer.take() else {
+            return Err(FollowError::Task("the view database was lost".to_owned()));
+        };
         // The commit runs to the end even when a stop arrives meanwhile.
         let joined = tokio::task::spawn_blocking(move || {
             let result = db.apply(&batch);
@@ -88,10 +91,7 @@ pub(crate) async fn follow(
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            Err(join) => {
-                tracing::error!(error = %join, "the view database task failed; the view stops following");
-                return;
-            }
+            Err(join) => return Err(FollowError::Task(join.to_string())),
         }
     }
 }

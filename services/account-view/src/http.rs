@@ -147,7 +147,7 @@ fn out_of_date(view_version: u64) -> Response {
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    Json(json!({"status": "up", "checkpoint": *state.checkpoint.borrow()}))
+    Json(json!({"status": service_kit::health::OK, "checkpoint": *state.checkpoint.borrow()}))
 }
 
 async fn metrics(State(state): State<AppState>) -> String {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use es_core::EventStoreClient;
-use service_kit::{Counter, Listener};
+use service_kit::{Counter, Listener, ServeError};
 use tokio::sync::watch;
 
 pub use db::{AccountDoc, DbError, TransferDoc, ViewDb};
@@ -200,28 +200,27 @@ impl Application {
         self.listener.port()
     }
 
-    /// Serves and follows the event store until SIGTERM or Ctrl-C.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.run_until(service_kit::shutdown_signal()).await
-    }
-
-    /// Serves and follows the event store until `stop` resolves. The batch being applied is
-    /// committed (or not at all) before the process ends.
+    /// Serves and follows the event store (the worker `account-view-follower`) until `stop`
+    /// resolves. The batch being applied is committed (or not at all) before the process ends.
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let (client, writer, checkpoint_tx, metrics) = (
-            self.client,
-            self.writer,
-            self.checkpoint_tx,
-            self.state.metrics.clone(),
-        );
-        let follower = self.follow.then_some(move |stopped| {
-            follower::follow(client, writer, checkpoint_tx, metrics, stopped)
-        });
-        self.listener
-            .serve_with(router(self.state), stop, follower)
-            .await
+    ) -> Result<(), ServeError> {
+        if self.follow {
+            let (client, writer, checkpoint_tx, metrics) = (
+                self.client,
+                self.writer,
+                self.checkpoint_tx,
+                self.state.metrics.clone(),
+            );
+            self.listener
+                .workers()
+                .spawn("account-view-follower", move |stopped| {
+                    follower::follow(client, writer, checkpoint_tx, metrics, stopped)
+                });
+        }
+        self.listener.serve(router(self.state), stop).await
     }
 }
+
+service_kit::service!(Application, Config, "the account view");

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use account_view::{Application, Config, ViewDb};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use service_kit::service;
 
 #[derive(Parser)]
 #[command(
@@ -34,43 +35,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     service_kit::init_tracing();
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = match cli.command.unwrap_or(Command::Serve { rebuild: false }) {
-        Command::Healthcheck => return service_kit::run_healthcheck(config.port, "/health"),
-        Command::Serve { rebuild } => serve(Config {
-            rebuild: config.rebuild || rebuild,
-            ..config
-        }),
-        Command::Rebuild => rebuild(config),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+    let config = service::config::<Application>;
+    match cli.command.unwrap_or(Command::Serve { rebuild: false }) {
+        Command::Healthcheck => service::healthcheck::<Application>(),
+        Command::Serve { rebuild } => service::exit(config().and_then(|config| {
+            service::serve::<Application>(Config {
+                rebuild: config.rebuild || rebuild,
+                ..config
+            })
+        })),
+        Command::Rebuild => service::exit(config().and_then(rebuild)),
     }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Runtime::new().context("starting the async runtime")
-}
-
-fn serve(config: Config) -> anyhow::Result<()> {
-    runtime()?.block_on(async {
-        let app = Application::build(config)
-            .await
-            .context("starting the account view")?;
-        app.run_until_stopped()
-            .await
-            .context("serving the account view")
-    })
 }
 
 fn rebuild(config: Config) -> anyhow::Result<()> {
@@ -80,8 +55,7 @@ fn rebuild(config: Config) -> anyhow::Result<()> {
     db.reset().context("emptying the view")?;
     let client = es_core::EventStoreClient::new(&config.event_store_url)
         .context("reading EVENT_STORE_URL")?;
-    let (_, checkpoint) = runtime()?
-        .block_on(account_view::catch_up(&client, db))
+    let (_, checkpoint) = service::block_on(account_view::catch_up(&client, db))?
         .context("replaying the event log into the view")?;
     eprintln!("account-view: rebuilt up to position {checkpoint}");
     Ok(())

@@ -19,7 +19,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/accounts", post(open_account))
         .route("/accounts/{id}", get(get_account).delete(close_account))
-        .route("/health", get(health))
+        .route("/health", get(service_kit::health::ok))
         .route("/metrics", get(metrics))
         .fallback(service_kit::error::route_not_found)
         .layer(DefaultBodyLimit::max(64 * 1024))
@@ -106,10 +106,6 @@ async fn get_account(
         "status": a.status,
         "version": loaded.version,
     })))
-}
-
-async fn health() -> impl IntoResponse {
-    Json(json!({"status": "up"}))
 }
 
 async fn metrics(State(state): State<AppState>) -> String {

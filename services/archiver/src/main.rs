@@ -6,8 +6,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use archiver::{Archive, Config, StoreClient};
+use archiver::{Application, Archive, Config, StoreClient};
 use clap::{Parser, Subcommand, ValueEnum};
+use service_kit::service;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,10 +22,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the service (the default).
-    Serve,
-    /// Probe the running service's /health (for Docker's HEALTHCHECK).
-    Healthcheck,
+    #[command(flatten)]
+    Service(service_kit::Command),
+    #[command(flatten)]
+    Tool(Tool),
+}
+
+#[derive(Debug, Subcommand)]
+enum Tool {
     /// Check every segment: checksums, decoding, and positions from 1 to the last with no gap.
     Verify {
         #[command(flatten)]
@@ -80,46 +85,22 @@ enum Source {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    service_kit::init_tracing();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Some(Command::Healthcheck) = cli.command {
-        return service_kit::run_healthcheck(config.port, "/health");
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: could not start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+    match Cli::parse().command {
+        None => service::main::<Application>(None),
+        Some(Command::Service(command)) => service::main::<Application>(Some(command)),
+        Some(Command::Tool(tool)) => {
+            service_kit::init_tracing();
+            service::exit(
+                service::config::<Application>()
+                    .and_then(|config| service::block_on(run(tool, config))?),
+            )
         }
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
-    match command {
-        Command::Serve | Command::Healthcheck => {
-            let app = archiver::Application::build(config)
-                .await
-                .context("could not start the archiver")?;
-            app.run_until_stopped()
-                .await
-                .context("the archiver stopped with an error")?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Verify { archive, output } => {
+async fn run(tool: Tool, config: Config) -> anyhow::Result<ExitCode> {
+    match tool {
+        Tool::Verify { archive, output } => {
             let archive = open(&archive, &config)?;
             let report = archiver::verify(&archive)
                 .await
@@ -148,7 +129,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 ExitCode::from(2)
             })
         }
-        Command::Restore {
+        Tool::Restore {
             archive,
             event_store_url,
             output,
@@ -178,7 +159,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Digest {
+        Tool::Digest {
             archive,
             event_store_url,
             from,

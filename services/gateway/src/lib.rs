@@ -18,8 +18,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use service_kit::Listener;
-use service_kit::{AppError, MetricsText};
+use service_kit::{health, AppError, Listener, MetricsText, ServeError};
 
 pub use proxy::{Upstream, CORRELATION_HEADER};
 
@@ -134,19 +133,16 @@ impl Application {
         self.listener.port()
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.run_until(service_kit::shutdown_signal()).await
-    }
-
-    /// Serves until `stop` resolves (tests use this to stop a gateway they spawned).
+    /// Serves until `stop` resolves, then drains in-flight requests.
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        self.listener.serve_until(self.router, stop).await
+    ) -> Result<(), ServeError> {
+        self.listener.serve(self.router, stop).await
     }
 }
+
+service_kit::service!(Application, Config, "the gateway");
 
 /// All routes: the public API, `/health`, `/metrics` and the web UI.
 pub fn router(state: AppState) -> Router {
@@ -183,11 +179,11 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     );
     let all_up = [&a, &t, &v].iter().all(|s| s.is_ok());
     let show = |r: &Result<(), String>| match r {
-        Ok(()) => json!({"status": "up"}),
-        Err(e) => json!({"status": "down", "error": e}),
+        Ok(()) => json!({"status": health::OK}),
+        Err(e) => json!({"status": health::UNAVAILABLE, "error": e}),
     };
     let body = json!({
-        "status": if all_up { "up" } else { "degraded" },
+        "status": if all_up { health::OK } else { health::UNAVAILABLE },
         "upstreams": {
             "accounts": show(&a),
             "transfers": show(&t),

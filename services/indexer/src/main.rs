@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use indexer::{Config, SearchIndex};
+use indexer::{Application, Config, SearchIndex};
+use service_kit::service;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,60 +21,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the service (the default).
-    Serve,
-    /// Probe the running service's /health (for Docker's HEALTHCHECK).
-    Healthcheck,
+    #[command(flatten)]
+    Service(service_kit::Command),
     /// Empty the index and set its checkpoint to 0, so the next start rebuilds it from the
     /// beginning of the log. Stop the service first (the index is locked while it runs).
     Rebuild,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    service_kit::init_tracing();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Healthcheck => service_kit::run_healthcheck(config.port, "/health"),
-        Command::Rebuild => match rebuild(&config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("error: {error:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Serve => {
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    eprintln!("error: could not start the async runtime: {error}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(serve(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("error: {error:#}");
-                    ExitCode::FAILURE
-                }
-            }
+    match Cli::parse().command {
+        None => service::main::<Application>(None),
+        Some(Command::Service(command)) => service::main::<Application>(Some(command)),
+        Some(Command::Rebuild) => {
+            service_kit::init_tracing();
+            service::exit(service::config::<Application>().and_then(|config| rebuild(&config)))
         }
     }
-}
-
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let app = indexer::Application::build(config)
-        .await
-        .context("could not start the indexer")?;
-    app.run_until_stopped()
-        .await
-        .context("the indexer stopped with an error")
 }
 
 fn rebuild(config: &Config) -> anyhow::Result<()> {

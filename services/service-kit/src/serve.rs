@@ -1,14 +1,17 @@
-//! Binding a service's port, and serving its router, with an optional background worker (a
-//! saga, a projection), until a stop signal; in-flight requests and the worker's current batch
-//! finish first.
+//! Binding a service's port, and serving its router beside its background workers (a saga, a
+//! projection) until a stop signal; in-flight requests and the workers' current batch finish
+//! first.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::health;
+use crate::workers::{Stopped, Workers};
 
 /// How long a worker may take to finish after the server has drained.
 const WORKER_GRACE: Duration = Duration::from_secs(10);
@@ -23,12 +26,13 @@ pub struct BindError {
     cause: std::io::Error,
 }
 
-/// A bound port, ready to serve.
+/// A bound port, ready to serve, with the registry of the workers that run beside it.
 #[derive(Debug)]
 pub struct Listener {
     service: &'static str,
     inner: TcpListener,
     port: u16,
+    workers: Workers,
 }
 
 impl Listener {
@@ -51,6 +55,7 @@ impl Listener {
             service,
             inner,
             port,
+            workers: Workers::new(),
         })
     }
 
@@ -59,46 +64,77 @@ impl Listener {
         self.port
     }
 
-    /// Serves `router` until `stop` resolves, then finishes the requests in flight.
-    pub async fn serve_until(
-        self,
-        router: Router,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        self.serve_with(router, stop, None::<fn(_) -> std::future::Ready<()>>)
-            .await
+    /// The service's background workers: [`Workers::spawn`] them before [`Listener::serve`].
+    pub fn workers(&self) -> &Workers {
+        &self.workers
     }
 
-    /// Serves `router` and runs `worker` beside it until `stop` resolves. The worker is handed
-    /// a future that resolves once `stop` has; after the server has drained, it gets
-    /// [`WORKER_GRACE`] to finish what it is doing.
-    pub async fn serve_with<W, F>(
+    /// Serves `router`, with `/health` guarded by the workers (503 once one has stopped; see
+    /// [`crate::health`]), until `stop` resolves. Then: no new connections, the workers are
+    /// told to stop, the requests in flight finish, and the workers get [`WORKER_GRACE`] more
+    /// to finish what they are doing.
+    ///
+    /// Ends with [`ServeError::Workers`] when a worker had stopped before `stop`.
+    pub async fn serve(
         self,
         router: Router,
         stop: impl Future<Output = ()> + Send + 'static,
-        worker: Option<W>,
-    ) -> std::io::Result<()>
-    where
-        W: FnOnce(WaitForCancellationFutureOwned) -> F,
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let token = CancellationToken::new();
-        let worker = worker.map(|w| tokio::spawn(w(token.clone().cancelled_owned())));
-        tracing::info!(port = self.port, "{} listening", self.service);
-        let server = axum::serve(self.inner, router).with_graceful_shutdown({
-            let token = token.clone();
-            async move {
-                stop.await;
-                token.cancel();
+    ) -> Result<(), ServeError> {
+        let workers = self.workers;
+        let service = self.service;
+        tracing::info!(port = self.port, "{service} listening");
+        let router = router.layer(axum::middleware::from_fn_with_state(
+            workers.clone(),
+            health::guard,
+        ));
+        // No Nagle delay: small answers and event streams leave at once.
+        let listener = self.inner.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY on a connection");
             }
         });
-        let result = server.await;
-        token.cancel();
-        if let Some(worker) = worker {
-            let _ = tokio::time::timeout(WORKER_GRACE, worker).await;
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown({
+                let workers = workers.clone();
+                async move {
+                    stop.await;
+                    workers.stop();
+                }
+            })
+            .await;
+        workers.stop();
+        workers.join(WORKER_GRACE).await;
+        tracing::info!("{service} stopped");
+        served.map_err(|cause| ServeError::Io { service, cause })?;
+        let stopped = workers.stopped();
+        if stopped.is_empty() {
+            return Ok(());
         }
-        result
+        Err(ServeError::Workers { service, stopped })
     }
+}
+
+/// Why serving ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the HTTP server of {service} failed: {cause}")]
+    Io {
+        service: &'static str,
+        cause: std::io::Error,
+    },
+    #[error("{service} ran with a stopped worker: {}", list(stopped))]
+    Workers {
+        service: &'static str,
+        stopped: Vec<Stopped>,
+    },
+}
+
+fn list(stopped: &[Stopped]) -> String {
+    stopped
+        .iter()
+        .map(|s| format!("{} ({})", s.worker, s.reason))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -129,48 +165,154 @@ mod tests {
         assert!(std::error::Error::source(&err).is_none());
     }
 
+    /// A plain HTTP/1.1 GET over a real socket: the status code and the body.
+    async fn http_get(port: u16, path: &'static str) -> (u16, String) {
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+            write!(
+                stream,
+                "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+            )
+            .expect("writes");
+            let mut text = String::new();
+            stream.read_to_string(&mut text).expect("reads");
+            let status = text[9..12].parse().expect("a status code");
+            let body = text.split_once("\r\n\r\n").expect("a head").1.to_owned();
+            (status, body)
+        })
+        .await
+        .expect("the request task")
+    }
+
+    fn app() -> Router {
+        Router::new()
+            .route("/", get(|| async { "hello" }))
+            .route("/health", get(crate::health::ok))
+    }
+
     #[tokio::test]
     async fn serves_until_stopped_and_lets_the_worker_finish() {
         let listener = Listener::bind("a test service", [127, 0, 0, 1], 0)
             .await
             .expect("binds");
         let port = listener.port();
-        let router = Router::new().route("/", get(|| async { "hello" }));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let finished = Arc::new(AtomicBool::new(false));
-        let worker = {
+        let workers = listener.workers().clone();
+        workers.spawn("a patient worker", {
             let finished = finished.clone();
-            move |stopped: WaitForCancellationFutureOwned| async move {
+            move |stopped| async move {
                 stopped.await;
                 finished.store(true, Ordering::SeqCst);
+                Ok::<(), String>(())
             }
-        };
-        let server = tokio::spawn(listener.serve_with(
-            router,
-            async move {
-                let _ = stop_rx.await;
-            },
-            Some(worker),
-        ));
-        let body = tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Write};
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
-            stream
-                .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-                .expect("writes");
-            let mut text = String::new();
-            stream.read_to_string(&mut text).expect("reads");
-            text
-        })
-        .await
-        .expect("the request task");
-        assert!(body.ends_with("hello"), "{body}");
+        });
+        let server = tokio::spawn(listener.serve(app(), async move {
+            let _ = stop_rx.await;
+        }));
+        let (status, body) = http_get(port, "/").await;
+        assert_eq!((status, body.as_str()), (200, "hello"));
+        assert_eq!(
+            http_get(port, "/health").await,
+            (200, r#"{"status":"ok"}"#.to_owned())
+        );
         assert!(
             !finished.load(Ordering::SeqCst),
             "the worker runs until the stop"
         );
         stop_tx.send(()).expect("the server waits for the stop");
-        server.await.expect("the server task").expect("served");
+        server
+            .await
+            .expect("the server task")
+            .expect("a worker that ends on the stop is no failure");
         assert!(finished.load(Ordering::SeqCst), "the worker saw the stop");
+    }
+
+    /// Regression: a saga loop that stopped only logged, while `/health` kept answering 200,
+    /// so the orchestrator never restarted the service.
+    #[tokio::test]
+    async fn a_worker_that_stops_makes_health_answer_503_naming_it() {
+        let listener = Listener::bind("a test service", [127, 0, 0, 1], 0)
+            .await
+            .expect("binds");
+        let port = listener.port();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let workers = listener.workers().clone();
+        workers.spawn("a patient worker", |stopped| async move {
+            stopped.await;
+            Ok::<(), String>(())
+        });
+        let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<()>();
+        workers.spawn("test-saga", |_| async move {
+            let _ = fail_rx.await;
+            Err("the event store refused the group")
+        });
+        let server = tokio::spawn(listener.serve(app(), async move {
+            let _ = stop_rx.await;
+        }));
+        assert_eq!(
+            http_get(port, "/health").await.0,
+            200,
+            "healthy while it runs"
+        );
+
+        fail_tx.send(()).expect("the worker waits");
+        workers.until_stopped(1).await;
+        let (status, body) = http_get(port, "/health").await;
+        assert_eq!(status, 503, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "status": "unavailable",
+                "stopped": [{
+                    "worker": "test-saga",
+                    "reason": "it failed: the event store refused the group",
+                }],
+            })
+        );
+        assert_eq!(http_get(port, "/").await.0, 200, "the rest still serves");
+
+        stop_tx.send(()).expect("the server waits for the stop");
+        let error = server
+            .await
+            .expect("the server task")
+            .expect_err("the stopped worker is reported");
+        assert_eq!(
+            error.to_string(),
+            "a test service ran with a stopped worker: test-saga (it failed: the event store \
+             refused the group)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_returns_or_panics_counts_as_stopped() {
+        let listener = Listener::bind("a test service", [127, 0, 0, 1], 0)
+            .await
+            .expect("binds");
+        let port = listener.port();
+        let workers = listener.workers().clone();
+        workers.spawn("a quitter", |_| async { Ok::<(), String>(()) });
+        workers.until_stopped(1).await;
+        workers.spawn("a panicker", move |_| async move {
+            if port > 0 {
+                panic!("the projection hit a bug");
+            }
+            Ok::<(), String>(())
+        });
+        let server = tokio::spawn(listener.serve(app(), std::future::pending()));
+        workers.until_stopped(2).await;
+        let (status, body) = http_get(port, "/health").await;
+        assert_eq!(status, 503, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(
+            body["stopped"],
+            serde_json::json!([
+                {"worker": "a quitter", "reason": "it returned while the service was running"},
+                {"worker": "a panicker", "reason": "it panicked: the projection hit a bug"},
+            ])
+        );
+        server.abort();
     }
 }

@@ -23,7 +23,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/transfers", post(create_transfer))
         .route("/transfers/{id}", get(get_transfer))
-        .route("/health", get(health))
+        .route("/health", get(service_kit::health::ok))
         .route("/metrics", get(metrics))
         .fallback(service_kit::error::route_not_found)
         .layer(DefaultBodyLimit::max(64 * 1024))
@@ -164,10 +164,6 @@ async fn account_exists(state: &AppState, id: AccountId) -> Result<bool, AppErro
         state.known_accounts.insert(id);
     }
     Ok(exists)
-}
-
-async fn health() -> impl IntoResponse {
-    Json(json!({"status": "up"}))
 }
 
 async fn metrics(State(state): State<AppState>) -> String {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use banking::{Account, AccountId, MoneyTransfer};
 use es_core::{EventStoreClient, Repository};
-use service_kit::{Counter, Listener};
+use service_kit::{Counter, Listener, ServeError};
 
 pub use http::router;
 
@@ -138,25 +138,20 @@ impl Application {
         &self.state
     }
 
-    /// Serves and runs the saga handlers until SIGTERM or Ctrl-C.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.run_until(service_kit::shutdown_signal()).await
-    }
-
-    /// Serves and runs the saga handlers until `stop` resolves; in-flight requests and the
-    /// saga batch being handled are finished first.
+    /// Serves and runs the saga handlers (the worker `transfers-saga`) until `stop` resolves;
+    /// in-flight requests and the saga batch being handled are finished first.
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let state = self.state.clone();
-        let saga = self.run_saga.then_some(move |stopped| async move {
-            if let Err(error) = saga::run(state, stopped).await {
-                tracing::error!(%error, "the transfers saga stopped");
-            }
-        });
-        self.listener
-            .serve_with(router(self.state), stop, saga)
-            .await
+    ) -> Result<(), ServeError> {
+        if self.run_saga {
+            let state = self.state.clone();
+            self.listener
+                .workers()
+                .spawn("transfers-saga", move |stopped| saga::run(state, stopped));
+        }
+        self.listener.serve(router(self.state), stop).await
     }
 }
+
+service_kit::service!(Application, Config, "the transfers service");

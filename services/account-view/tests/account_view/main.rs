@@ -38,7 +38,7 @@ async fn view(
 ) -> (
     String,
     CancellationToken,
-    tokio::task::JoinHandle<std::io::Result<()>>,
+    tokio::task::JoinHandle<Result<(), service_kit::ServeError>>,
 ) {
     let mut config = account_view::Config::for_tests(data_dir, store);
     config.max_wait = Duration::from_millis(300);

@@ -105,6 +105,8 @@ async fn a_quiet_store_is_archived_by_age() {
     task.await.expect("task").expect("clean stop");
 }
 
+/// The archiving loop stops on a lost manifest; `/health` then answers 503 naming it, so the
+/// orchestrator restarts the archiver instead of leaving it serving with no archiving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_manifest_stops_the_archiver_instead_of_archiving_over_segments() {
     let store = Store::spawn().await;
@@ -121,10 +123,30 @@ async fn a_lost_manifest_stops_the_archiver_instead_of_archiving_over_segments()
     let app = Application::build(config(&store, data.path()))
         .await
         .expect("archiver builds");
-    let error = app
-        .run_until(std::future::pending())
+    let (port, workers) = (app.port(), app.workers());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    workers.until_stopped(1).await;
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
         .await
-        .expect_err("the archiver refuses to start");
+        .expect("the archiver still answers");
+    assert_eq!(health.status(), 503);
+    let body: serde_json::Value = health.json().await.expect("a JSON body");
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert_eq!(body["stopped"][0]["worker"], "archiver-writer", "{body}");
+    let reason = body["stopped"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("there is no manifest but 3 segment objects"),
+        "{body}"
+    );
+
+    let _ = stop.send(());
+    let error = task
+        .await
+        .expect("task")
+        .expect_err("the stopped writer is reported");
     assert!(
         error
             .to_string()

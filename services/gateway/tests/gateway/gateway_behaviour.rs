@@ -12,7 +12,7 @@ async fn health_reports_each_upstream() {
     let (status, body) = fleet.call("GET", "/health", None).await;
     assert_eq!(status, 200, "{body}");
     for name in ["accounts", "transfers", "account-view"] {
-        assert_eq!(body["upstreams"][name]["status"], "up", "{body}");
+        assert_eq!(body["upstreams"][name]["status"], "ok", "{body}");
     }
 
     // A gateway whose view upstream is gone reports it, and says degraded.
@@ -31,8 +31,8 @@ async fn health_reports_each_upstream() {
     let http = reqwest::Client::new();
     let (status, body) = call(&http, &format!("{url}/health"), "GET", None).await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["upstreams"]["account-view"]["status"], "down");
-    assert_eq!(body["upstreams"]["accounts"]["status"], "up");
+    assert_eq!(body["upstreams"]["account-view"]["status"], "unavailable");
+    assert_eq!(body["upstreams"]["accounts"]["status"], "ok");
 
     // A GET to the dead upstream is retried (bounded) and then answered 502 naming it.
     let id = uuid::Uuid::new_v4();

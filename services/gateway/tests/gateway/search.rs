@@ -60,7 +60,7 @@ async fn search_proxies_to_the_indexer_and_passes_its_400_through() {
     // The indexer is listed as an optional upstream that is up.
     let (status, body) = call(&http, &format!("{}/health", gw.url), "GET", None).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["optional"]["indexer"]["status"], "up", "{body}");
+    assert_eq!(body["optional"]["indexer"]["status"], "ok", "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -91,6 +91,9 @@ async fn an_unreachable_indexer_gives_503_and_health_stays_up() {
     let (status, body): (u16, Value) =
         call(&http, &format!("{}/health", gw.url), "GET", None).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "up", "{body}");
-    assert_eq!(body["optional"]["indexer"]["status"], "down", "{body}");
+    assert_eq!(body["status"], "ok", "{body}");
+    assert_eq!(
+        body["optional"]["indexer"]["status"], "unavailable",
+        "{body}"
+    );
 }

@@ -1,0 +1,156 @@
+//! The service skeleton: what every service binary's `main` does, written once.
+//!
+//! A service implements [`Service`] on its `Application` (build from a config, bind through
+//! [`crate::Listener`], run until a stop future resolves). Its `main` parses its CLI, with
+//! [`Command`] for the two subcommands every image has, and calls [`main`]:
+//!
+//! ```text
+//! fn main() -> ExitCode {
+//!     service_kit::service::main::<accounts::Application>(Cli::parse().command)
+//! }
+//! ```
+//!
+//! - `serve` (or no subcommand): tracing to stderr, configuration from the environment, a
+//!   multi-threaded runtime, build, then serve until SIGTERM or Ctrl-C
+//!   ([`crate::shutdown_signal`]).
+//! - `healthcheck`: `GET /health` on `127.0.0.1:$PORT` without a runtime (Docker's
+//!   HEALTHCHECK in the `FROM scratch` images runs `/service healthcheck`).
+//! - Every error is printed once, as `error: ` and its whole chain, with exit code 1.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::config::ConfigError;
+
+/// The subcommands every service binary has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Run the service (the default). Configured by environment variables; see README.md.
+    Serve,
+    /// Probe GET /health on 127.0.0.1:$PORT; exit 0 when healthy, 1 otherwise.
+    Healthcheck,
+}
+
+/// A service the skeleton can run; [`crate::service!`] implements it over a service's own
+/// `Application::build`, `Application::run_until` and `Config::from_env`.
+pub trait Service: Sized {
+    /// The service in messages, such as "the accounts service".
+    const NAME: &'static str;
+    type Config;
+
+    /// Reads the configuration from the environment.
+    fn from_env() -> Result<Self::Config, ConfigError>;
+    /// The port `config` serves on (the healthcheck probes it).
+    fn port(config: &Self::Config) -> u16;
+    /// Builds the service and binds its port.
+    fn build(config: Self::Config) -> impl Future<Output = anyhow::Result<Self>>;
+    /// Serves until `stop` resolves, then shuts down gracefully.
+    fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = anyhow::Result<()>>;
+}
+
+/// Implements [`Service`] for `$app` from its inherent `build(config)` and
+/// `run_until(self, stop)` and `$config`'s `from_env()` and `port` field:
+/// `service_kit::service!(Application, Config, "the accounts service");`.
+#[macro_export]
+macro_rules! service {
+    ($app:ty, $config:ty, $name:expr) => {
+        impl $crate::Service for $app {
+            const NAME: &'static str = $name;
+            type Config = $config;
+
+            fn from_env() -> ::std::result::Result<$config, $crate::ConfigError> {
+                <$config>::from_env()
+            }
+
+            fn port(config: &$config) -> u16 {
+                config.port
+            }
+
+            async fn build(config: $config) -> $crate::service::anyhow::Result<Self> {
+                Ok(<$app>::build(config).await?)
+            }
+
+            async fn run_until(
+                self,
+                stop: impl ::std::future::Future<Output = ()> + Send + 'static,
+            ) -> $crate::service::anyhow::Result<()> {
+                Ok(<$app>::run_until(self, stop).await?)
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+pub use anyhow;
+
+/// The whole `main` of a service whose only subcommands are [`Command`]'s.
+pub fn main<S: Service>(command: Option<Command>) -> ExitCode {
+    crate::init_tracing();
+    match command.unwrap_or(Command::Serve) {
+        Command::Serve => exit(config::<S>().and_then(serve::<S>)),
+        Command::Healthcheck => healthcheck::<S>(),
+    }
+}
+
+/// The `healthcheck` subcommand: probes `/health` on the configured port.
+pub fn healthcheck<S: Service>() -> ExitCode {
+    match config::<S>() {
+        Ok(config) => crate::run_healthcheck(S::port(&config), crate::health::PATH),
+        Err(error) => exit::<()>(Err(error)),
+    }
+}
+
+/// Reads `S`'s configuration from the environment.
+pub fn config<S: Service>() -> anyhow::Result<S::Config> {
+    S::from_env().with_context(|| format!("reading the configuration of {}", S::NAME))
+}
+
+/// Builds `S` from `config` and serves it until SIGTERM or Ctrl-C.
+pub fn serve<S: Service>(config: S::Config) -> anyhow::Result<()> {
+    block_on(async {
+        let service = S::build(config)
+            .await
+            .with_context(|| format!("starting {}", S::NAME))?;
+        service
+            .run_until(crate::shutdown_signal())
+            .await
+            .with_context(|| format!("serving {}", S::NAME))
+    })?
+}
+
+/// Runs `future` to its end on a new multi-threaded runtime.
+pub fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    Ok(runtime.block_on(future))
+}
+
+/// The exit code of a command's result; an error is printed to stderr with its whole chain.
+pub fn exit<T: Into<Outcome>>(result: anyhow::Result<T>) -> ExitCode {
+    match result {
+        Ok(outcome) => outcome.into().0,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a command that succeeded exits with: 0 for `()`, or its own code.
+pub struct Outcome(ExitCode);
+
+impl From<()> for Outcome {
+    fn from((): ()) -> Self {
+        Outcome(ExitCode::SUCCESS)
+    }
+}
+
+impl From<ExitCode> for Outcome {
+    fn from(code: ExitCode) -> Self {
+        Outcome(code)
+    }
+}
