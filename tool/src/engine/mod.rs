@@ -839,14 +839,7 @@ impl Engine {
             network_disabled: Some(true),
             ..Default::default()
         };
-        // Try first: the image is nearly always there, and this saves an inspect per marker.
-        match self.create_container(name, body.clone()).await {
-            Err(e) if e.is_not_found() => {
-                self.ensure_marker_image(image).await?;
-                self.create_container(name, body).await
-            }
-            other => other,
-        }
+        self.create_from_marker(image, name, body).await
     }
 
     /// Creates a never-started container from the marker image with the volume `volume` mounted
@@ -876,6 +869,17 @@ impl Engine {
             }),
             ..Default::default()
         };
+        self.create_from_marker(image, name, body).await
+    }
+
+    /// Creates `name` from the marker image `image`, importing the image only when the engine
+    /// does not have it: it nearly always does, and trying first saves an inspect per container.
+    async fn create_from_marker(
+        &self,
+        image: &str,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> Result<String, EngineError> {
         match self.create_container(name, body.clone()).await {
             Err(e) if e.is_not_found() => {
                 self.ensure_marker_image(image).await?;
