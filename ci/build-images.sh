@@ -15,8 +15,9 @@
 # .consumes (one `EventType@schema_version` per line; the e2e test `image_labels` checks these
 # files against the code).
 #
-# Environment: FLEET_SOURCE_URL overrides the source label (default: git remote "origin", else
-# the checkout's path). Exit codes: 0 built; 1 a build failed; 2 bad usage.
+# Environment: FLEET_SOURCE_URL sets the source label (default: git remote "origin" when it is a
+# network address, with any user:password@ removed; a local path is never written, and the label
+# is left out when there is no such address). Exit codes: 0 built; 1 a build failed; 2 bad usage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,10 +59,19 @@ if [ -n "$build" ]; then
 fi
 
 revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-if [ "$revision" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no -- services 2>/dev/null)" ]; then
+if [ "$revision" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no -- services crates 2>/dev/null)" ]; then
   revision="$revision-dirty"
 fi
-source_url=${FLEET_SOURCE_URL:-$(git remote get-url origin 2>/dev/null || pwd)}
+source_url=${FLEET_SOURCE_URL:-}
+if [ -z "$source_url" ]; then
+  origin=$(git remote get-url origin 2>/dev/null || true)
+  case $origin in
+    http://*|https://*|ssh://*|git://*) source_url=$(sed -E 's#^([a-z]+://)[^/@]*@#\1#' <<<"$origin") ;;
+    git@*:*) source_url=$origin ;;
+  esac
+fi
+source_label=()
+[ -z "$source_url" ] || source_label=(--label "org.opencontainers.image.source=$source_url")
 metadata=$(cargo metadata --no-deps --format-version 1 --offline 2>/dev/null || cargo metadata --no-deps --format-version 1)
 
 ctx=$(mktemp -d)
@@ -77,7 +87,7 @@ for s in "${services[@]}"; do
   if ! out=$(docker build -q -f ci/Dockerfile -t "fleet/$s:$tag" \
     --build-arg BIN="$s" --build-arg PORT="$(port_of "$s")" \
     --build-arg VERSION="$version" --build-arg REVISION="$revision" \
-    --build-arg SOURCE="$source_url" \
+    "${source_label[@]}" \
     --build-arg PRODUCES="$(joined "ci/events/$s.produces")" \
     --build-arg CONSUMES="$(joined "ci/events/$s.consumes")" \
     "$ctx" 2>&1 >/dev/null); then

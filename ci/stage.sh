@@ -39,7 +39,7 @@ if [ -z "${VERSION:-}" ]; then
 fi
 if [ -z "${REVISION:-}" ]; then
   REVISION=$(git rev-parse --short=12 HEAD)
-  if [ -n "$(git status --porcelain --untracked-files=no -- services)" ]; then REVISION="$REVISION-dirty"; fi
+  if [ -n "$(git status --porcelain --untracked-files=no -- services crates)" ]; then REVISION="$REVISION-dirty"; fi
 fi
 # manifests/ci.yaml deploys the version tag; the revision tag records what it was built from.
 export TAG=$VERSION
