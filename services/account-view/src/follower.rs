@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use es_core::{ClientError, EventStoreClient};
+use es_client::{ClientError, EventStoreClient};
 use tokio::sync::watch;
 
 use crate::db::{DbError, ViewDb};

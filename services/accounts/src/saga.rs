@@ -7,16 +7,17 @@ use std::time::Duration;
 
 use banking::saga::{account_command_for, compensation_for};
 use banking::{Account, AccountError, AccountId, MoneyTransfer, TransferEvent, TransferId};
-use es_core::{Aggregate, ClientError, CommandContext, EventEnvelope, ExecuteError, StreamId};
+use es_client::{ClientError, CommandContext, ExecuteError};
+use es_core::{Aggregate, EventEnvelope, StreamId};
 
 use crate::AppState;
-use es_core::partitioned::PartitionedGroup;
+use es_client::partitioned::PartitionedGroup;
 
 /// The consumer group of this handler in the event store.
 pub const GROUP: &str = "accounts-saga";
 
 /// The transfer events this handler reacts to.
-pub const EVENT_TYPES: [&str; 2] = ["MoneyTransferCreated", "DebitRecorded"];
+pub const EVENT_TYPES: [&str; 2] = banking::saga::ACCOUNTS_SAGA_EVENT_TYPES;
 
 /// Handles transfer events until `stop` completes; events for different accounts run in
 /// parallel, those for one account in log order.
@@ -28,7 +29,7 @@ pub async fn run(state: AppState, stop: impl Future<Output = ()>) -> Result<(), 
         wait: Duration::from_secs(2),
     };
     let client = state.accounts.client().clone();
-    es_core::partitioned::run(
+    es_client::partitioned::run(
         client,
         group,
         target_account,

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use es_core::{ClientError, EventStoreClient, LogFilter, SubscriptionSpec};
+use es_client::{ClientError, EventStoreClient, LogFilter, SubscriptionSpec};
 use service_kit::{Counter, Gauge};
 
 use crate::entry::{self, EVENT_TYPES};

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use banking::saga::{purpose, transfer_command_for};
 use banking::{AccountEvent, MoneyTransfer, TransferError, TransferId};
-use es_core::partitioned::PartitionedGroup;
-use es_core::{ClientError, CommandContext, EventEnvelope, ExecuteError, StreamId};
+use es_client::partitioned::PartitionedGroup;
+use es_client::{ClientError, CommandContext, ExecuteError};
+use es_core::{EventEnvelope, StreamId};
 
 use crate::AppState;
 
@@ -17,12 +18,7 @@ use crate::AppState;
 pub const GROUP: &str = "transfers-saga";
 
 /// The account events this handler reacts to.
-pub const EVENT_TYPES: [&str; 4] = [
-    "AccountDebited",
-    "AccountDebitFailedDueToInsufficientFunds",
-    "AccountCredited",
-    "AccountRefunded",
-];
+pub const EVENT_TYPES: [&str; 4] = banking::saga::TRANSFERS_SAGA_EVENT_TYPES;
 
 /// Handles account events until `stop` completes; events of different transfers run in
 /// parallel, those of one transfer in log order.
@@ -34,7 +30,7 @@ pub async fn run(state: AppState, stop: impl Future<Output = ()>) -> Result<(), 
         wait: Duration::from_secs(2),
     };
     let client = state.transfers.client().clone();
-    es_core::partitioned::run(
+    es_client::partitioned::run(
         client,
         group,
         |envelope| {

@@ -48,7 +48,7 @@ async fn the_rebuild_subcommand_replays_the_log_and_exits() {
     let stop = CancellationToken::new();
     let _guard = stop.clone().drop_guard();
     tokio::spawn(store.run_until(stop.cancelled_owned()));
-    let client = es_core::EventStoreClient::new(&store_url).expect("client");
+    let client = es_client::EventStoreClient::new(&store_url).expect("client");
     let stream =
         es_core::StreamId::parse("Account-6f1c2b9e-0000-4000-8000-000000000001").expect("id");
     let opened = banking::AccountEvent::AccountOpened {

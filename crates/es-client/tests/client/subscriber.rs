@@ -1,7 +1,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use es_core::{EventEnvelope, Subscriber};
+use es_client::Subscriber;
+use es_core::EventEnvelope;
 use uuid::Uuid;
 
 use crate::support::{write_events, TestStore};

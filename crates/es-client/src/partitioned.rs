@@ -11,7 +11,9 @@ use std::future::Future;
 use std::hash::Hash;
 use std::time::Duration;
 
-use crate::{ClientError, EventEnvelope, EventStoreClient, LogFilter, SubscriptionSpec};
+use es_core::EventEnvelope;
+
+use crate::{ClientError, EventStoreClient, LogFilter, SubscriptionSpec};
 use futures::future::join_all;
 
 /// What a partitioned subscriber reads and how.

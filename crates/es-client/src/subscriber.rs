@@ -8,7 +8,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::client::{ClientError, EventStoreClient, LogFilter, RetryPolicy, SubscriptionSpec};
-use crate::envelope::EventEnvelope;
+use es_core::EventEnvelope;
 
 /// One consumer group's subscriber.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ impl Subscriber {
     /// A subscriber for consumer group `group` that receives every event (narrow it with
     /// [`Self::event_types`] and [`Self::stream_prefix`]).
     pub fn new(client: EventStoreClient, group: &str) -> Result<Self, ClientError> {
-        if crate::StreamId::parse(group).is_err() {
+        if es_core::StreamId::parse(group).is_err() {
             return Err(ClientError::InvalidGroup {
                 name: group.to_owned(),
             });

@@ -1,7 +1,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use es_core::{EventEnvelope, EventStoreClient, Repository, RetryPolicy, Subscriber};
+use es_client::{EventStoreClient, Repository, RetryPolicy, Subscriber};
+use es_core::EventEnvelope;
 
 use crate::support::{new_stream, Server, Wallet, WalletCommand};
 

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use es_core::partitioned::{self, PartitionedGroup};
+use es_client::partitioned::{self, PartitionedGroup};
 use uuid::Uuid;
 
 use crate::support::{write_events, TestStore};
