@@ -97,6 +97,9 @@ pub async fn handle(state: &AppState, envelope: &EventEnvelope) -> Result<(), Sa
     else {
         return Ok(());
     };
+    if !EVENT_TYPES.contains(&envelope.event_type.as_str()) {
+        return Ok(()); // not one this saga reacts to (its group never delivers it)
+    }
     let event: TransferEvent = envelope.decode().map_err(|source| SagaError::Decode {
         event_id: envelope.event_id,
         source,

@@ -88,6 +88,9 @@ pub async fn run(
 
 /// Records one account event on its transfer. Safe to run twice for the same event.
 pub async fn handle(state: &AppState, envelope: &EventEnvelope) -> Result<(), SagaError> {
+    if !EVENT_TYPES.contains(&envelope.event_type.as_str()) {
+        return Ok(()); // not one this saga reacts to (its group never delivers it)
+    }
     let event: AccountEvent = envelope.decode().map_err(|source| SagaError::Decode {
         event_id: envelope.event_id,
         source,
