@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use es_client::{EventStoreClient, Repository};
-use es_core::{Aggregate, DomainEvent, ExpectedVersion, Metadata, NewEvent, Snapshotting, StreamId};
+use es_core::{
+    Aggregate, DomainEvent, ExpectedVersion, Metadata, NewEvent, Snapshotting, StreamId,
+};
 use event_store::{Application, Config};
 use serde::{Deserialize, Serialize};
 

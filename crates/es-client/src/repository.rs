@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use es_core::{derived_event_id, Aggregate, DomainEvent, EventEnvelope, ExpectedVersion, Metadata, NewEvent, Snapshotting, StreamId};
+use es_core::{
+    derived_event_id, Aggregate, DomainEvent, EventEnvelope, ExpectedVersion, Metadata, NewEvent,
+    Snapshotting, StreamId,
+};
 
 use crate::client::{ClientError, EventStoreClient, RetryPolicy, Snapshot, StreamQuery};
 

@@ -9,8 +9,8 @@ use banking::saga::{account_command_for, compensation_for};
 use banking::{Account, AccountError, AccountId, MoneyTransfer, TransferEvent, TransferId};
 use es_client::follow::HandlerError;
 use es_client::partitioned::{self, PartitionedGroup};
-use es_core::{Aggregate, DecodeError, EventEnvelope, StreamId};
 use es_client::{CommandContext, ExecuteError, Poison};
+use es_core::{Aggregate, DecodeError, EventEnvelope, StreamId};
 
 use crate::AppState;
 

@@ -10,8 +10,8 @@ use banking::saga::{purpose, transfer_command_for};
 use banking::{AccountEvent, MoneyTransfer, TransferError, TransferId};
 use es_client::follow::HandlerError;
 use es_client::partitioned::{self, PartitionedGroup};
-use es_core::{DecodeError, EventEnvelope, StreamId};
 use es_client::{CommandContext, ExecuteError, Poison};
+use es_core::{DecodeError, EventEnvelope, StreamId};
 
 use crate::AppState;
 

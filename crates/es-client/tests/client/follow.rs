@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use es_client::follow::{Follower, Group, Log};
 use es_client::partitioned::{self, PartitionedGroup};
-use es_core::{EventEnvelope, StreamId};
 use es_client::{ClientError, ExecuteError, LogFilter, Poison, SubscriptionSpec};
+use es_core::{EventEnvelope, StreamId};
 use uuid::Uuid;
 
 use crate::support::{write_events, TestStore, WalletError};

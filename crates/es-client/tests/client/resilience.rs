@@ -2,8 +2,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use es_client::partitioned::{self, PartitionedGroup};
-use es_core::EventEnvelope;
 use es_client::{EventStoreClient, Poison, Repository, RetryPolicy};
+use es_core::EventEnvelope;
 
 use crate::support::{new_stream, Server, Wallet, WalletCommand};
 
