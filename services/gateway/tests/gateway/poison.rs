@@ -13,7 +13,7 @@ use crate::fleet::Fleet;
 async fn a_transfer_event_nobody_can_read_stops_the_saga_and_the_view_skips_it() {
     let fleet = Fleet::spawn().await;
     let stream =
-        StreamId::parse(&format!("MoneyTransfer-{}", uuid::Uuid::new_v4())).expect("stream id");
+        StreamId::parse(format!("MoneyTransfer-{}", uuid::Uuid::new_v4())).expect("stream id");
     let poison = NewEvent {
         event_id: uuid::Uuid::new_v4(),
         event_type: "MoneyTransferCreated".into(),
