@@ -1,7 +1,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use es_core::{EventEnvelope, EventStoreClient, Repository, RetryPolicy, Subscriber};
+use es_core::partitioned::{self, PartitionedGroup};
+use es_core::{EventEnvelope, EventStoreClient, Poison, Repository, RetryPolicy};
 
 use event_store::testing::TestStore;
 
@@ -51,7 +52,7 @@ async fn commands_ride_out_a_store_restart() {
 }
 
 #[tokio::test]
-async fn a_running_subscriber_waits_out_a_store_restart_and_continues_from_its_checkpoint() {
+async fn a_running_group_loop_waits_out_a_store_restart_and_continues_from_its_checkpoint() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let server = TestStore::start_in(dir.path(), |_| {}).await;
     let port = server.port();
@@ -78,13 +79,19 @@ async fn a_running_subscriber_waits_out_a_store_restart_and_continues_from_its_c
     let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let group = format!("restart-{}", uuid::Uuid::new_v4());
-    let subscriber = Subscriber::new(client.clone(), &group)
-        .expect("subscriber")
-        .wait(Duration::from_millis(200))
-        .handler_backoff(Duration::from_millis(20), Duration::from_millis(100));
+    let spec = PartitionedGroup {
+        group: group.clone(),
+        event_types: vec!["Opened".into(), "Deposited".into()],
+        batch_size: 100,
+        wait: Duration::from_millis(200),
+        poison: Poison::RetryThenStop { attempts: 3 },
+    };
     let running = tokio::spawn({
         let seen = Arc::clone(&seen);
-        subscriber.run(
+        partitioned::run(
+            client.clone(),
+            spec,
+            |_: &EventEnvelope| Some(()),
             move |event: EventEnvelope| {
                 let seen = Arc::clone(&seen);
                 let seen_tx = seen_tx.clone();
