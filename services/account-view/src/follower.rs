@@ -150,3 +150,48 @@ pub async fn catch_up(client: &EventStoreClient, db: ViewDb) -> Result<(ViewDb, 
         checkpoint = result?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(
+        position: u64,
+        event_type: &str,
+        data: serde_json::Value,
+    ) -> es_core::EventEnvelope {
+        serde_json::from_value(json!({
+            "event_id": "6f1c2b9e-0000-4000-8000-000000000009",
+            "stream_id": "Account-11111111-1111-4111-8111-111111111111",
+            "version": position,
+            "position": position,
+            "event_type": event_type,
+            "data": data,
+            "recorded_at": "2026-11-26T12:00:00Z"
+        }))
+        .expect("envelope")
+    }
+
+    #[test]
+    fn an_event_the_view_cannot_read_is_skipped_counted_and_its_position_kept() {
+        let metrics = Metrics::default();
+        let events = [
+            envelope(
+                1,
+                "AccountOpened",
+                json!({"title": "t", "initial_balance": 1}),
+            ),
+            envelope(2, "AccountDebited", json!({"amount": 1.5})),
+            envelope(3, "AccountClosed", json!({})),
+        ];
+        let batch = project_page(&events, &metrics).expect("the view skips poison events");
+        let shape: Vec<_> = batch.iter().map(|(p, c)| (*p, c.len())).collect();
+        assert_eq!(
+            shape,
+            [(1, 1), (2, 0), (3, 1)],
+            "the checkpoint still passes it"
+        );
+        assert_eq!(metrics.events_skipped.get(), 1);
+    }
+}

@@ -94,6 +94,40 @@ async fn a_stop_ends_a_waiting_read() {
 }
 
 #[tokio::test]
+async fn an_outage_is_retried_counted_and_still_ends_a_read_on_time() {
+    // Nothing listens on port 1: every read is an outage.
+    let client = es_client::EventStoreClient::new("http://127.0.0.1:1")
+        .expect("client")
+        .with_retry(es_client::RetryPolicy::NONE);
+    let hooked = Arc::new(Mutex::new(0u32));
+    let mut follower = Follower::new(Log::new(client, LogFilter::default()), 7)
+        .backoff(es_client::Backoff::new(
+            Duration::from_millis(10),
+            Duration::from_millis(40),
+        ))
+        .on_outage({
+            let hooked = Arc::clone(&hooked);
+            move |error| {
+                assert!(matches!(error, ClientError::Unreachable { .. }), "{error}");
+                *hooked.lock().expect("lock") += 1;
+            }
+        });
+    let stop = never();
+    tokio::pin!(stop);
+    let read = follower.next_page_within(Duration::from_millis(300), &mut stop);
+    let page = tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("the read ends within its wait")
+        .expect("an outage is not an error")
+        .expect("not stopped");
+    assert_eq!(page, es_client::follow::Page::empty());
+    let outages = follower.outages();
+    assert!(outages >= 3, "retried with backoff: {outages}");
+    assert_eq!(*hooked.lock().expect("lock"), outages);
+    assert_eq!(follower.cursor(), 7);
+}
+
+#[tokio::test]
 async fn a_refusal_ends_the_follower_with_its_error() {
     let store = TestStore::spawn().await;
     let filter = LogFilter {

@@ -5,13 +5,15 @@ use es_client::partitioned::{self, PartitionedGroup};
 use es_client::{EventStoreClient, Poison, Repository, RetryPolicy};
 use es_core::EventEnvelope;
 
-use crate::support::{new_stream, Server, Wallet, WalletCommand};
+use event_store::testing::TestStore;
+
+use crate::support::{new_stream, Wallet, WalletCommand};
 
 #[tokio::test]
 async fn commands_ride_out_a_store_restart() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let server = Server::start(dir.path(), 0).await;
-    let port = server.port;
+    let server = TestStore::start_in(dir.path(), |_| {}).await;
+    let port = server.port();
     let client = EventStoreClient::new(&format!("http://127.0.0.1:{port}"))
         .expect("client")
         .with_retry(RetryPolicy {
@@ -35,7 +37,7 @@ async fn commands_ride_out_a_store_restart() {
     let restart_dir = dir.path().to_owned();
     let restart = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        Server::start(&restart_dir, port).await
+        TestStore::start_in(&restart_dir, |c| c.port = port).await
     });
 
     // Sent while the store is down: retried until the restarted store answers.
@@ -53,8 +55,8 @@ async fn commands_ride_out_a_store_restart() {
 #[tokio::test]
 async fn a_running_group_loop_waits_out_a_store_restart_and_continues_from_its_checkpoint() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let server = Server::start(dir.path(), 0).await;
-    let port = server.port;
+    let server = TestStore::start_in(dir.path(), |_| {}).await;
+    let port = server.port();
     let client = EventStoreClient::new(&format!("http://127.0.0.1:{port}"))
         .expect("client")
         .with_retry(RetryPolicy {
@@ -127,7 +129,7 @@ async fn a_running_group_loop_waits_out_a_store_restart_and_continues_from_its_c
         .expect("the first event is acked");
     server.stop().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let _restarted = Server::start(dir.path(), port).await;
+    let _restarted = TestStore::start_in(dir.path(), |c| c.port = port).await;
     repository
         .execute(&stream, WalletCommand::Deposit { amount: 5 })
         .await
