@@ -8,7 +8,7 @@ use es_core::{
     Aggregate, DomainEvent, EventStoreClient, ExpectedVersion, Metadata, NewEvent, Repository,
     Snapshotting, StreamId,
 };
-use event_store::{Application, Config};
+use event_store::testing::TestStore;
 use serde::{Deserialize, Serialize};
 
 const EVENTS: u64 = 100_000;
@@ -79,14 +79,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let app = Application::build(Config::ephemeral(dir.path())).await?;
-    let port = app.port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
-    let client = EventStoreClient::new(&format!("http://127.0.0.1:{port}"))?;
+    let store = TestStore::start().await;
+    let client = EventStoreClient::new(store.url())?;
     let stream = StreamId::parse("Ledger-bench")?;
 
     let started = Instant::now();
@@ -130,8 +124,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         SNAPSHOT_EVERY - 1
     );
 
-    let _ = stop.send(());
-    server.await??;
+    store.stop().await;
     Ok(())
 }
 

@@ -3,11 +3,11 @@
 pub mod aggregate;
 pub mod client;
 pub mod envelope;
+pub mod follow;
 pub mod net;
 pub mod partitioned;
 pub mod repository;
 pub mod schema;
-pub mod subscriber;
 pub mod testing;
 
 pub use aggregate::{replay, Aggregate, DomainEvent};
@@ -18,7 +18,7 @@ pub use client::{
 pub use envelope::{
     derived_event_id, EventEnvelope, ExpectedVersion, Metadata, NewEvent, StreamId, StreamIdError,
 };
+pub use follow::{Backoff, Follower, Poison};
 pub use repository::{CommandContext, ExecuteError, Executed, Loaded, Repository, Snapshotting};
 pub use schema::{DecodeError, EncodeError, EncodedEvent, Upcasters};
-pub use subscriber::{BatchOutcome, Subscriber};
 pub use testing::AggregateTest;

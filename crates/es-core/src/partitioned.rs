@@ -1,7 +1,9 @@
-//! A durable consumer-group loop that handles each batch in parallel across aggregates: events
-//! with the same key (the aggregate they change) run in log order, different keys run at once.
-//! The group is acknowledged up to the last event before the first failure, so a failed event and
-//! everything after it come again; handlers must be idempotent (derived event ids).
+//! A durable consumer-group loop, built on [`crate::follow`], that handles each batch in parallel
+//! across aggregates: events with the same key (the aggregate they change) run in log order,
+//! different keys run at once. The group is acknowledged up to the last event before the first
+//! failure, so a failed event and everything after it come again; handlers must be idempotent
+//! (derived event ids). A failure that is not transient counts towards the group's [`Poison`]
+//! policy.
 //!
 //! The saga handlers of the accounts and transfers services use it: one event at a time caps a saga at one
 //! store round trip chain per event, which is far below the fleet's target throughput.
@@ -11,8 +13,10 @@ use std::future::Future;
 use std::hash::Hash;
 use std::time::Duration;
 
+use crate::follow::{Backoff, Follower, Group, HandlerError, Poison, Verdict};
 use crate::{ClientError, EventEnvelope, EventStoreClient, LogFilter, SubscriptionSpec};
 use futures::future::join_all;
+use uuid::Uuid;
 
 /// What a partitioned subscriber reads and how.
 #[derive(Debug, Clone)]
@@ -21,26 +25,53 @@ pub struct PartitionedGroup {
     pub event_types: Vec<String>,
     pub batch_size: usize,
     pub wait: Duration,
+    /// What a handler failure that is not transient leads to.
+    pub poison: Poison,
 }
 
-/// Handles events until `stop` completes. `key` names the aggregate an event will change (None:
-/// nothing to do, acknowledged at once). Store outages and handler failures are retried with
-/// backoff from the group's checkpoint.
+/// Why the loop stopped before it was told to.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the event store refused a request of consumer group {group}: {source}")]
+    Store {
+        group: String,
+        #[source]
+        source: ClientError,
+    },
+    #[error("consumer group {group} stopped at event {position} ({event_type}, id {event_id}): its handler failed {failures} time(s): {reason}; fix the cause and restart the service, the event comes again")]
+    Poison {
+        group: String,
+        position: u64,
+        event_id: Uuid,
+        event_type: String,
+        failures: u32,
+        reason: String,
+    },
+}
+
+/// Handles events until `stop` completes, then returns `Ok`. `key` names the aggregate an event
+/// will change (None: nothing to do, acknowledged at once). Store outages and transient handler
+/// failures are retried with backoff from the group's checkpoint; other handler failures follow
+/// `spec.poison`; a refusal by the store ends the loop with an error.
 pub async fn run<K, KF, H, F, E>(
     client: EventStoreClient,
     spec: PartitionedGroup,
     key: KF,
     handler: H,
     stop: impl Future<Output = ()>,
-) -> Result<(), ClientError>
+) -> Result<(), Error>
 where
     K: Hash + Eq,
     KF: Fn(&EventEnvelope) -> Option<K>,
     H: Fn(EventEnvelope) -> F,
     F: Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
+    E: HandlerError,
 {
     tokio::pin!(stop);
+    let store = |source| Error::Store {
+        group: spec.group.clone(),
+        source,
+    };
     let subscription = SubscriptionSpec {
         filter: LogFilter {
             event_types: Some(spec.event_types.clone()),
@@ -48,67 +79,86 @@ where
         },
         ..SubscriptionSpec::default()
     };
-    let mut registered = false;
-    let mut backoff = Duration::from_millis(50);
+    let group = Group::new(client, &spec.group, subscription).map_err(store)?;
+    let mut follower = Follower::new(group, 0)
+        .limit(spec.batch_size)
+        .wait(spec.wait);
+    // Failures in a row that were not transient, by position.
+    let mut failures: HashMap<u64, u32> = HashMap::new();
+    let mut backoff = Backoff::default();
     loop {
-        let fetched = async {
-            if !registered {
-                client.subscribe(&spec.group, &subscription).await?;
-                registered = true;
-            }
-            client
-                .poll_group(&spec.group, spec.batch_size, spec.wait)
-                .await
+        let Some(page) = follower.next_page(&mut stop).await.map_err(store)? else {
+            return Ok(());
         };
-        let page = tokio::select! {
-            () = &mut stop => return Ok(()),
-            page = fetched => page,
-        };
-        let ok = match page {
-            Ok(page) if page.events.is_empty() => true,
-            Ok(page) => match handle_batch(&client, &spec.group, page.events, &key, &handler).await
-            {
-                Ok(all_ok) => all_ok,
-                Err(error) if is_refusal(&error) => return Err(error),
-                Err(error) => {
-                    tracing::warn!(group = %spec.group, %error, "could not acknowledge; retrying");
-                    false
+        if page.events.is_empty() {
+            continue;
+        }
+        let outcome = handle_batch(&spec, page.events, &key, &handler).await;
+        if let Some(position) = outcome.acked {
+            if let Err(error) = follower.source().ack(position).await {
+                if crate::follow::is_refusal(&error) {
+                    return Err(store(error));
                 }
-            },
-            Err(error) if is_refusal(&error) => return Err(error),
-            Err(error) => {
-                tracing::warn!(group = %spec.group, %error, "event store unavailable; retrying");
-                false
+                tracing::warn!(group = %spec.group, %error, "could not acknowledge; retrying");
             }
+        }
+        let Some(failure) = outcome.failure else {
+            failures.clear();
+            backoff.reset();
+            continue;
         };
-        if ok {
-            backoff = Duration::from_millis(50);
-        } else {
-            tokio::select! {
-                () = &mut stop => return Ok(()),
-                () = tokio::time::sleep(backoff) => {}
+        if !failure.transient {
+            let count = failures.entry(failure.position).or_default();
+            *count += 1;
+            if spec.poison.verdict(*count) == Verdict::Stop {
+                return Err(Error::Poison {
+                    group: spec.group.clone(),
+                    position: failure.position,
+                    event_id: failure.event_id,
+                    event_type: failure.event_type,
+                    failures: *count,
+                    reason: failure.reason,
+                });
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        if backoff.pause(&mut stop).await {
+            return Ok(());
         }
     }
 }
 
-/// Runs one batch; returns whether every event succeeded. Acknowledges the longest prefix (in log
-/// order) of events that succeeded.
+/// What one batch came to.
+struct BatchOutcome {
+    /// The last position of the prefix (in log order) that succeeded or was skipped.
+    acked: Option<u64>,
+    /// The first failure in log order, which comes again.
+    failure: Option<Failure>,
+}
+
+struct Failure {
+    position: u64,
+    event_id: Uuid,
+    event_type: String,
+    transient: bool,
+    reason: String,
+}
+
+/// Runs one batch: each lane in order, stopping at its first failure (unless the policy skips
+/// it).
 async fn handle_batch<K, KF, H, F, E>(
-    client: &EventStoreClient,
-    group: &str,
+    spec: &PartitionedGroup,
     events: Vec<EventEnvelope>,
     key: &KF,
     handler: &H,
-) -> Result<bool, ClientError>
+) -> BatchOutcome
 where
     K: Hash + Eq,
     KF: Fn(&EventEnvelope) -> Option<K>,
     H: Fn(EventEnvelope) -> F,
     F: Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
+    E: HandlerError,
 {
+    let group = spec.group.as_str();
     let positions: Vec<u64> = events.iter().map(|e| e.position).collect();
     let mut lanes: HashMap<K, Vec<EventEnvelope>> = HashMap::new();
     for event in events {
@@ -116,36 +166,37 @@ where
             lanes.entry(k).or_default().push(event);
         }
     }
-    // Each lane runs in order and stops at its first failure; it reports that position.
     let failures = join_all(lanes.into_values().map(|lane| async move {
         for event in lane {
             let (position, event_id, event_type) =
                 (event.position, event.event_id, event.event_type.clone());
-            if let Err(error) = handler(event).await {
-                tracing::warn!(group, position, %event_id, %event_type, %error,
-                    "handler failed; the event will be delivered again");
-                return Some(position);
+            let Err(error) = handler(event).await else {
+                continue;
+            };
+            let transient = error.is_transient();
+            if !transient && spec.poison == Poison::Skip {
+                tracing::error!(group, position, %event_id, %event_type, %error,
+                    "handler failed; skipping the event");
+                continue;
             }
+            tracing::warn!(group, position, %event_id, %event_type, %error,
+                "handler failed; the event will be delivered again");
+            return Some(Failure {
+                position,
+                event_id,
+                event_type,
+                transient,
+                reason: error.to_string(),
+            });
         }
         None
     }))
     .await;
-    let first_failure = failures.into_iter().flatten().min();
+    let failure = failures.into_iter().flatten().min_by_key(|f| f.position);
     let acked = positions
         .iter()
         .copied()
-        .take_while(|p| first_failure.is_none_or(|f| *p < f))
+        .take_while(|p| failure.as_ref().is_none_or(|f| *p < f.position))
         .last();
-    if let Some(position) = acked {
-        client.ack(group, position).await?;
-    }
-    Ok(first_failure.is_none())
-}
-
-/// A 4xx from the store: retrying the same request cannot help.
-fn is_refusal(error: &ClientError) -> bool {
-    matches!(
-        error,
-        ClientError::Refused { .. } | ClientError::InvalidGroup { .. }
-    )
+    BatchOutcome { acked, failure }
 }

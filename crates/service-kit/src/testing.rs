@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub use nix::sys::signal::Signal;
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -32,7 +34,8 @@ pub fn healthcheck(binary: &Path, port: u16) -> bool {
         .success()
 }
 
-/// A service binary running on a free port; killed if the test ends before it does.
+/// A service binary running on a free port (or a given one); killed with SIGKILL and reaped if
+/// the test ends before it does.
 #[derive(Debug)]
 pub struct ServiceProcess {
     child: Child,
@@ -48,8 +51,21 @@ impl ServiceProcess {
         K: AsRef<OsStr>,
         V: AsRef<OsStr>,
     {
+        Self::spawn_on(binary, free_port(), envs)
+    }
+
+    /// Like [`spawn`](Self::spawn), on `port`: e.g. to start the service again on the port its
+    /// clients already use.
+    pub fn spawn_on<K, V>(
+        binary: impl AsRef<Path>,
+        port: u16,
+        envs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
         let binary = binary.as_ref().to_owned();
-        let port = free_port();
         assert!(!healthcheck(&binary, port), "nothing listens yet");
         let child = Command::new(&binary)
             .env("PORT", port.to_string())
@@ -67,6 +83,11 @@ impl ServiceProcess {
     /// The port the service listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     /// Waits until the healthcheck passes; panics after `limit`.
@@ -91,8 +112,7 @@ impl ServiceProcess {
 
     /// Sends SIGTERM and waits for the exit; panics after `limit`.
     pub async fn terminate(mut self, limit: Duration) -> ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM sent");
+        self.signal(Signal::SIGTERM);
         let stopped = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("waiting for the service") {
@@ -105,6 +125,34 @@ impl ServiceProcess {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Sends `signal` (SIGKILL for a crash, SIGTERM for a stop) and returns at once.
+    pub fn signal(&self, signal: Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal)
+            .unwrap_or_else(|e| panic!("sending {signal} to {}: {e}", self.binary.display()));
+    }
+
+    /// Waits for the exit, blocking the thread; panics after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for the service") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{} did not exit within {limit:?}",
+                self.binary.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, then reaps the process: it gets no chance to finish anything.
+    pub fn kill(self) {
+        // Drop kills and reaps.
     }
 }
 

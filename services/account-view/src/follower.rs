@@ -1,11 +1,13 @@
-//! Follows the event store's global log from the view's checkpoint and applies each page of
-//! events in one transaction with the new checkpoint.
+//! Follows the event store's global log from the view's checkpoint (with
+//! [`es_core::follow::Follower`]) and applies each page of events in one transaction with the
+//! new checkpoint.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use es_core::{ClientError, EventStoreClient};
+use es_core::follow::{Follower, Log};
+use es_core::{Backoff, ClientError, EventStoreClient, LogFilter, Poison};
 use tokio::sync::watch;
 
 use crate::db::{DbError, ViewDb};
@@ -14,6 +16,11 @@ use crate::Metrics;
 
 /// How many events one read asks for (and one transaction applies at most).
 const PAGE: usize = 1000;
+
+/// The view's poison policy: an event the projection cannot read is logged, counted in
+/// `account_view_events_skipped_total` and left out, so one bad event cannot freeze every
+/// account's view (a saga stops on one instead; the view only shows what the log holds).
+pub const POISON: Poison = Poison::Skip;
 
 /// Why following stopped.
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +31,18 @@ pub enum FollowError {
     Db(#[from] DbError),
     #[error("the view database task failed: {0}")]
     Task(String),
+    #[error("the view cannot read event {position} ({event_id}): {reason}")]
+    Poison {
+        position: u64,
+        event_id: uuid::Uuid,
+        reason: String,
+    },
 }
 
 /// Applies pages of events until `stop` completes, then returns `Ok`. Store outages and failed
-/// transactions are waited out; a projection error (an event that does not decode) is logged and
-/// the event skipped, so one bad event cannot stop the view. Only a failed database task ends it
-/// early, with an error (the service's `/health` then answers 503).
+/// transactions are waited out; an event the projection cannot read follows [`POISON`]. A
+/// refusal by the store or a failed database task ends it early, with an error (the service's
+/// `/health` then answers 503).
 pub(crate) async fn follow(
     client: EventStoreClient,
     writer: ViewDb,
@@ -39,27 +52,15 @@ pub(crate) async fn follow(
 ) -> Result<(), FollowError> {
     tokio::pin!(stop);
     let mut writer = Some(writer);
-    let mut backoff = Duration::from_millis(100);
+    let after = *checkpoint_tx.borrow();
+    let mut follower = Follower::new(Log::new(client, LogFilter::default()), after)
+        .limit(PAGE)
+        .wait(Duration::from_secs(2));
+    // For failed transactions (the follower has its own for the store).
+    let mut backoff = Backoff::default();
     loop {
-        let after = *checkpoint_tx.borrow();
-        let page = tokio::select! {
-            () = &mut stop => return Ok(()),
-            page = client.read_all(after, PAGE, Duration::from_secs(2)) => page,
-        };
-        let page = match page {
-            Ok(page) => {
-                backoff = Duration::from_millis(100);
-                page
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not read the event store's log; retrying");
-                tokio::select! {
-                    () = &mut stop => return Ok(()),
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
+        let Some(page) = follower.next_page(&mut stop).await? else {
+            return Ok(());
         };
         if let Some(head) = page.head {
             metrics.head.set(i64::try_from(head).unwrap_or(i64::MAX));
@@ -67,7 +68,7 @@ pub(crate) async fn follow(
         if page.events.is_empty() {
             continue;
         }
-        let batch = project_page(&page.events);
+        let batch = project_page(&page.events, &metrics)?;
         let n = batch.len() as u64;
         let Some(mut db) = writer.take() else {
             return Err(FollowError::Task("the view database was lost".to_owned()));
@@ -84,27 +85,46 @@ pub(crate) async fn follow(
                 metrics.events_applied.add(n);
                 metrics.batches.inc();
                 checkpoint_tx.send_replace(checkpoint);
+                backoff.reset();
             }
             Ok((db, Err(error))) => {
                 writer = Some(db);
                 tracing::error!(%error, "could not apply events to the view; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                follower.seek(*checkpoint_tx.borrow());
+                if backoff.pause(&mut stop).await {
+                    return Ok(());
+                }
             }
             Err(join) => return Err(FollowError::Task(join.to_string())),
         }
     }
 }
 
-fn project_page(events: &[es_core::EventEnvelope]) -> Vec<(u64, Vec<ViewChange>)> {
+/// The view changes of a page; an event the projection cannot read follows [`POISON`] (a
+/// projection is deterministic, so trying it again cannot help: any policy but `Skip` stops).
+fn project_page(
+    events: &[es_core::EventEnvelope],
+    metrics: &Metrics,
+) -> Result<Vec<(u64, Vec<ViewChange>)>, FollowError> {
     events
         .iter()
         .map(|event| {
-            let changes = project(event).unwrap_or_else(|error| {
-                tracing::error!(%error, position = event.position, "skipping an event the view cannot read");
-                vec![]
-            });
-            (event.position, changes)
+            let changes = match project(event) {
+                Ok(changes) => changes,
+                Err(error) if POISON == Poison::Skip => {
+                    tracing::error!(%error, position = event.position, event_id = %event.event_id, "skipping an event the view cannot read");
+                    metrics.events_skipped.inc();
+                    vec![]
+                }
+                Err(error) => {
+                    return Err(FollowError::Poison {
+                        position: event.position,
+                        event_id: event.event_id,
+                        reason: error.to_string(),
+                    })
+                }
+            };
+            Ok((event.position, changes))
         })
         .collect()
 }
@@ -119,7 +139,7 @@ pub async fn catch_up(client: &EventStoreClient, db: ViewDb) -> Result<(ViewDb, 
         if page.events.is_empty() {
             return Ok((db, checkpoint));
         }
-        let batch = project_page(&page.events);
+        let batch = project_page(&page.events, &Metrics::default())?;
         let (back, result) = tokio::task::spawn_blocking(move || {
             let result = db.apply(&batch);
             (db, result)
@@ -128,5 +148,50 @@ pub async fn catch_up(client: &EventStoreClient, db: ViewDb) -> Result<(ViewDb, 
         .map_err(|e| FollowError::Task(e.to_string()))?;
         db = back;
         checkpoint = result?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(
+        position: u64,
+        event_type: &str,
+        data: serde_json::Value,
+    ) -> es_core::EventEnvelope {
+        serde_json::from_value(json!({
+            "event_id": "6f1c2b9e-0000-4000-8000-000000000009",
+            "stream_id": "Account-11111111-1111-4111-8111-111111111111",
+            "version": position,
+            "position": position,
+            "event_type": event_type,
+            "data": data,
+            "recorded_at": "2026-11-26T12:00:00Z"
+        }))
+        .expect("envelope")
+    }
+
+    #[test]
+    fn an_event_the_view_cannot_read_is_skipped_counted_and_its_position_kept() {
+        let metrics = Metrics::default();
+        let events = [
+            envelope(
+                1,
+                "AccountOpened",
+                json!({"title": "t", "initial_balance": 1}),
+            ),
+            envelope(2, "AccountDebited", json!({"amount": 1.5})),
+            envelope(3, "AccountClosed", json!({})),
+        ];
+        let batch = project_page(&events, &metrics).expect("the view skips poison events");
+        let shape: Vec<_> = batch.iter().map(|(p, c)| (*p, c.len())).collect();
+        assert_eq!(
+            shape,
+            [(1, 1), (2, 0), (3, 1)],
+            "the checkpoint still passes it"
+        );
+        assert_eq!(metrics.events_skipped.get(), 1);
     }
 }

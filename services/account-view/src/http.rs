@@ -176,6 +176,11 @@ async fn metrics(State(state): State<AppState>) -> String {
         m.batches.get(),
     )
     .counter(
+        "account_view_events_skipped_total",
+        "Events the view could not read and left out.",
+        m.events_skipped.get(),
+    )
+    .counter(
         "account_view_out_of_date_total",
         "Queries answered 503 view_out_of_date.",
         m.out_of_date.get(),

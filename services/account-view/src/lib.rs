@@ -133,6 +133,8 @@ pub struct AppState {
 pub struct Metrics {
     pub events_applied: Counter,
     pub batches: Counter,
+    /// Events the projection could not read, left out of the view (the follower's poison policy).
+    pub events_skipped: Counter,
     pub out_of_date: Counter,
     pub head: service_kit::Gauge,
 }

@@ -14,12 +14,8 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let dir = tempfile::tempdir()?;
-    let store = event_store::Application::build(event_store::Config::ephemeral(dir.path())).await?;
-    let url = format!("http://127.0.0.1:{}", store.port());
-    let stop = tokio_util_free_stop();
-    tokio::spawn(store.run_until(stop.1));
-    let client = EventStoreClient::new(&url)?;
+    let store = event_store::testing::TestStore::start().await;
+    let client = EventStoreClient::new(store.url())?;
 
     let id = AccountId::new();
     let stream = StreamId::for_aggregate::<Account>(id.as_uuid());
@@ -95,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
         ms(with.0),
         ms(with.1)
     );
-    drop(stop.0);
+    store.stop().await;
     Ok(())
 }
 
@@ -118,15 +114,4 @@ async fn time_loads(
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// A stop signal for the in-process store: dropping the sender stops it.
-fn tokio_util_free_stop() -> (
-    tokio::sync::oneshot::Sender<()>,
-    impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    (tx, async move {
-        let _ = rx.await;
-    })
 }

@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use banking::saga::{account_command_for, compensation_for};
 use banking::{Account, AccountError, AccountId, MoneyTransfer, TransferEvent, TransferId};
-use es_core::{Aggregate, ClientError, CommandContext, EventEnvelope, ExecuteError, StreamId};
+use es_core::follow::HandlerError;
+use es_core::partitioned::{self, PartitionedGroup};
+use es_core::{
+    Aggregate, CommandContext, DecodeError, EventEnvelope, ExecuteError, Poison, StreamId,
+};
 
 use crate::AppState;
-use es_core::partitioned::PartitionedGroup;
 
 /// The consumer group of this handler in the event store.
 pub const GROUP: &str = "accounts-saga";
@@ -18,14 +21,45 @@ pub const GROUP: &str = "accounts-saga";
 /// The transfer events this handler reacts to.
 pub const EVENT_TYPES: [&str; 2] = ["MoneyTransferCreated", "DebitRecorded"];
 
+/// The saga's poison policy: a reaction left out would lose a debit, credit or refund, so an
+/// event the handler keeps failing on (one that does not decode, a request the store refuses) is
+/// tried again a few times, then the saga stops and `/health` answers 503.
+pub const POISON: Poison = Poison::RetryThenStop { attempts: 5 };
+
+/// Why handling one transfer event failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SagaError {
+    #[error("could not decode transfer event {event_id}: {source}")]
+    Decode {
+        event_id: uuid::Uuid,
+        #[source]
+        source: DecodeError,
+    },
+    #[error(transparent)]
+    Execute(#[from] ExecuteError<AccountError>),
+}
+
+impl HandlerError for SagaError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Decode { .. } => false,
+            Self::Execute(error) => error.is_transient(),
+        }
+    }
+}
+
 /// Handles transfer events until `stop` completes; events for different accounts run in
 /// parallel, those for one account in log order.
-pub async fn run(state: AppState, stop: impl Future<Output = ()>) -> Result<(), ClientError> {
+pub async fn run(
+    state: AppState,
+    stop: impl Future<Output = ()>,
+) -> Result<(), partitioned::Error> {
     let group = PartitionedGroup {
         group: GROUP.to_owned(),
         event_types: EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect(),
         batch_size: 500,
         wait: Duration::from_secs(2),
+        poison: POISON,
     };
     let client = state.accounts.client().clone();
     es_core::partitioned::run(
@@ -44,33 +78,32 @@ pub async fn run(state: AppState, stop: impl Future<Output = ()>) -> Result<(), 
     .await
 }
 
-/// The account a transfer event's reaction changes (its partition key).
-fn target_account(envelope: &EventEnvelope) -> Option<AccountId> {
+/// The account a transfer event's reaction changes (its partition key); an event that does not
+/// decode gets a lane of its own, where its handler fails.
+fn target_account(envelope: &EventEnvelope) -> Option<Result<AccountId, uuid::Uuid>> {
     let transfer_id =
         TransferId::parse(aggregate_id(&envelope.stream_id, MoneyTransfer::TYPE)?).ok()?;
-    let event: TransferEvent = envelope.decode().ok()?;
-    account_command_for(transfer_id, &event).map(|(account, _, _)| account)
+    let Ok(event) = envelope.decode::<TransferEvent>() else {
+        return Some(Err(envelope.event_id));
+    };
+    account_command_for(transfer_id, &event).map(|(account, _, _)| Ok(account))
 }
 
 /// Reacts to one transfer event. Safe to run twice for the same event: the event ids derive from
 /// the trigger, and the account ignores a transaction it already saw.
-pub async fn handle(
-    state: &AppState,
-    envelope: &EventEnvelope,
-) -> Result<(), ExecuteError<AccountError>> {
+pub async fn handle(state: &AppState, envelope: &EventEnvelope) -> Result<(), SagaError> {
     let Some(transfer_id) = aggregate_id(&envelope.stream_id, MoneyTransfer::TYPE)
         .and_then(|id| TransferId::parse(id).ok())
     else {
         return Ok(());
     };
-    let event: TransferEvent = match envelope.decode() {
-        Ok(event) => event,
-        Err(error) => {
-            // A poison event would block the group forever; it is logged and skipped.
-            tracing::error!(event_id = %envelope.event_id, %error, "skipping an undecodable transfer event");
-            return Ok(());
-        }
-    };
+    if !EVENT_TYPES.contains(&envelope.event_type.as_str()) {
+        return Ok(()); // not one this saga reacts to (its group never delivers it)
+    }
+    let event: TransferEvent = envelope.decode().map_err(|source| SagaError::Decode {
+        event_id: envelope.event_id,
+        source,
+    })?;
     let Some((account, command, purpose)) = account_command_for(transfer_id, &event) else {
         return Ok(());
     };
@@ -101,10 +134,10 @@ pub async fn handle(
                     tracing::error!(%transfer_id, %from, %refusal, "refund refused");
                     Ok(())
                 }
-                Err(error) => Err(error),
+                Err(error) => Err(error.into()),
             }
         }
-        Err(error) => Err(error),
+        Err(error) => Err(error.into()),
     }
 }
 

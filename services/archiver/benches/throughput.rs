@@ -10,30 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use archiver::{Archive, Archiver, Metrics, Settings, StoreClient};
+use event_store::testing::TestStore;
 use tokio::sync::oneshot;
-
-struct Store {
-    url: String,
-    _dir: tempfile::TempDir,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn spawn_store() -> Store {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let app = event_store::Application::build(event_store::Config::ephemeral(dir.path()))
-        .await
-        .expect("store starts");
-    let url = format!("http://127.0.0.1:{}", app.port());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
-    Store {
-        url,
-        _dir: dir,
-        _stop: stop,
-    }
-}
 
 /// Appends `count` single-event appends from `writers` concurrent tasks; returns events/s.
 async fn load(url: &str, seed: u64, count: u64, writers: u64) -> f64 {
@@ -121,8 +99,8 @@ async fn main() {
     println!("archiver throughput benchmark: {events} events of ~300 bytes, {writers} concurrent writers");
 
     // 1. The store's own append rate, and a full log to archive.
-    let source = spawn_store().await;
-    let append_rate = load(&source.url, 0, events, writers).await;
+    let source = TestStore::start().await;
+    let append_rate = load(source.url(), 0, events, writers).await;
     println!("store append rate (single-event appends): {append_rate:>10.0} events/s");
 
     // 2. Archiving a full log from position 0 (catch-up: the archiver's top speed). "Read" is
@@ -131,7 +109,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("archive dir");
     let archive = Archive::open(&dir.path().join("a").display().to_string()).expect("archive");
     let started = Instant::now();
-    let (metrics, stop, task) = start(archive.clone(), &source.url);
+    let (metrics, stop, task) = start(archive.clone(), source.url());
     wait_read(&metrics, events).await;
     let read_rate = events as f64 / started.elapsed().as_secs_f64();
     let first_segment = loop {
@@ -162,7 +140,7 @@ async fn main() {
     );
 
     // 3. Archiving live: the archiver runs while the store takes the same load again.
-    let (metrics, stop, task) = start(archive.clone(), &source.url);
+    let (metrics, stop, task) = start(archive.clone(), source.url());
     let max_read_lag = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let max_lag = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let sampler = {
@@ -184,7 +162,7 @@ async fn main() {
             }
         })
     };
-    let live_rate = load(&source.url, 1_000_000, events, writers).await;
+    let live_rate = load(source.url(), 1_000_000, events, writers).await;
     let load_done = Instant::now();
     wait_read(&metrics, 2 * events).await;
     let read_drain = load_done.elapsed();
@@ -202,8 +180,8 @@ async fn main() {
     );
 
     // 4. Restore into an empty store.
-    let target = spawn_store().await;
-    let client = StoreClient::new(&target.url).expect("client");
+    let target = TestStore::start().await;
+    let client = StoreClient::new(target.url()).expect("client");
     let report = archiver::restore(&archive, &client, |_| {})
         .await
         .expect("restore");
@@ -215,7 +193,7 @@ async fn main() {
         report.seconds
     );
     let same = archiver::store_digest(&client).await.expect("digest")
-        == archiver::store_digest(&StoreClient::new(&source.url).expect("client"))
+        == archiver::store_digest(&StoreClient::new(source.url()).expect("client"))
             .await
             .expect("digest");
     println!("restored log identical to the source: {same}");

@@ -10,6 +10,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use es_core::follow::{Follower, Page, Source};
+use es_core::{Backoff, Poison};
 use service_kit::{Counter, Gauge};
 use tokio::sync::mpsc;
 
@@ -18,6 +20,12 @@ use crate::manifest::{Manifest, ManifestError};
 use crate::record::ArchivedEvent;
 use crate::segment::{self, SegmentError};
 use crate::store::{StoreClient, StoreError};
+
+/// The archiver's poison policy. It never decodes an event (payloads stay raw JSON), so the one
+/// event it cannot take is one that does not continue the archive (a gap or a different log):
+/// it stops with [`ArchiverError::Discontinuous`], since an archive with a hole is worse than a
+/// stopped archiver (`/health` answers 503 and the operator decides).
+pub const POISON: Poison = Poison::Stop;
 
 /// When a segment is flushed: at `max_bytes` of JSON or `max_events`, or when its first event
 /// has waited `max_age`, whichever comes first.
@@ -201,15 +209,14 @@ impl Archiver {
     /// overlaps with compressing and writing segments.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ArchiverError> {
         tokio::pin!(shutdown);
-        let mut failures = 0u32;
+        let mut backoff = Backoff::default();
         // Start: the manifest says where the archive ends.
         let mut manifest = loop {
             match self.prepare().await {
                 Ok(manifest) => break manifest,
                 Err(error) if is_transient(&error) => {
-                    failures += 1;
                     tracing::warn!(%error, "could not start archiving; retrying");
-                    if pause(failures, &mut shutdown).await {
+                    if backoff.pause(&mut shutdown).await {
                         return Ok(());
                     }
                 }
@@ -256,6 +263,7 @@ impl Archiver {
                     continue; // already held; cannot happen with a well-behaved store
                 }
                 if event.position != expected {
+                    // POISON: stop.
                     return Err(ArchiverError::Discontinuous {
                         expected,
                         found: event.position,
@@ -284,15 +292,14 @@ impl Archiver {
         buffer: &mut SegmentBuffer,
         shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Result<bool, ArchiverError> {
-        let mut failures = 0;
+        let mut backoff = Backoff::default();
         loop {
             match self.flush(manifest, buffer).await {
                 Ok(()) => return Ok(false),
                 Err(error) if is_transient(&error) => {
-                    failures += 1;
                     self.metrics.flush_failures.inc();
                     tracing::warn!(%error, buffered = buffer.len(), "could not flush a segment; retrying");
-                    if pause(failures, shutdown).await {
+                    if backoff.pause(shutdown).await {
                         return Ok(true);
                     }
                 }
@@ -394,46 +401,79 @@ struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Polls until the writer goes away. Outages are retried; a refusal is passed on and ends
-    /// the reader.
-    async fn run(mut self, pages: mpsc::Sender<Result<Vec<ArchivedEvent>, StoreError>>) {
-        let mut failures = 0u32;
+    /// Follows the group's events after the archive until the writer goes away. Outages are
+    /// waited out; a refusal is passed on and ends the reader.
+    async fn run(self, pages: mpsc::Sender<Result<Vec<ArchivedEvent>, StoreError>>) {
+        let source = GroupEvents {
+            client: self.client,
+            group: self.settings.group.clone(),
+        };
+        let outage = self.metrics.clone();
+        let mut follower = Follower::new(source, self.after)
+            .limit(self.settings.batch)
+            .wait(self.settings.poll_wait)
+            .on_outage(move |_| {
+                outage.store_errors.inc();
+                outage.store_reachable.set(0);
+            });
+        let writer_gone = pages.closed();
+        tokio::pin!(writer_gone);
         loop {
-            let polled = self
-                .client
-                .poll(
-                    &self.settings.group,
-                    self.after,
-                    self.settings.batch,
-                    self.settings.poll_wait,
-                )
-                .await;
-            match polled {
-                Ok(page) => {
-                    failures = 0;
-                    self.metrics.store_reachable.set(1);
-                    self.metrics.store_head.set(to_i64(page.head));
-                    let Some(last) = page.events.last() else {
-                        continue;
-                    };
-                    self.after = last.position;
-                    if pages.send(Ok(page.events)).await.is_err() {
-                        return;
-                    }
-                }
-                Err(error) if error.is_outage() => {
-                    failures += 1;
-                    self.metrics.store_errors.inc();
-                    self.metrics.store_reachable.set(0);
-                    tracing::warn!(%error, "event store unavailable; retrying");
-                    tokio::time::sleep(backoff(failures)).await;
-                }
+            let page = match follower.next_page(&mut writer_gone).await {
+                Ok(Some(page)) => page,
+                Ok(None) => return,
                 Err(error) => {
                     let _ = pages.send(Err(error)).await;
                     return;
                 }
+            };
+            if follower.outages() > 0 {
+                continue;
+            }
+            self.metrics.store_reachable.set(1);
+            if let Some(head) = page.head {
+                self.metrics.store_head.set(to_i64(head));
+            }
+            if page.events.is_empty() {
+                continue;
+            }
+            if pages.send(Ok(page.events)).await.is_err() {
+                return;
             }
         }
+    }
+}
+
+/// The consumer group's events after a position (not its checkpoint: the archive keeps the
+/// cursor), kept as raw archived records.
+struct GroupEvents {
+    client: StoreClient,
+    group: String,
+}
+
+impl Source for GroupEvents {
+    type Event = ArchivedEvent;
+    type Error = StoreError;
+
+    async fn read(
+        &mut self,
+        after: u64,
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Page<ArchivedEvent>, StoreError> {
+        let page = self.client.poll(&self.group, after, limit, wait).await?;
+        Ok(Page {
+            events: page.events,
+            head: Some(page.head),
+        })
+    }
+
+    fn position(event: &ArchivedEvent) -> u64 {
+        event.position
+    }
+
+    fn is_refusal(error: &StoreError) -> bool {
+        !error.is_outage()
     }
 }
 
@@ -444,18 +484,6 @@ impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// Backs off; returns true when shutdown came first.
-async fn pause(failures: u32, shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>) -> bool {
-    tokio::select! {
-        () = shutdown => true,
-        () = tokio::time::sleep(backoff(failures)) => false,
-    }
-}
-
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)).min(5000))
 }
 
 fn is_transient(error: &ArchiverError) -> bool {

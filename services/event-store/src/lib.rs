@@ -9,6 +9,8 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::Config;
 pub use http::{router, AppState};

@@ -66,15 +66,8 @@ async fn main() {
     let seconds = env("BENCH_SECONDS", 20);
     let total = rate * seconds;
 
-    let store_dir = tempfile::tempdir().expect("dir");
-    let store = event_store::Application::build(event_store::Config::ephemeral(store_dir.path()))
-        .await
-        .expect("store");
-    let url = format!("http://127.0.0.1:{}", store.port());
-    let (_stop_store, stopped) = oneshot::channel::<()>();
-    tokio::spawn(store.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let store = event_store::testing::TestStore::start().await;
+    let url = store.url().to_owned();
 
     let index_dir = tempfile::tempdir().expect("dir");
     let config = Config {

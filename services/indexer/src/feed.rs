@@ -9,7 +9,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use es_core::{ClientError, EventStoreClient, LogFilter, SubscriptionSpec};
+use es_core::follow::{Follower, Log};
+use es_core::{ClientError, EventStoreClient, LogFilter, Poison, SubscriptionSpec};
 use service_kit::{Counter, Gauge};
 
 use crate::entry::{self, EVENT_TYPES};
@@ -73,8 +74,14 @@ pub fn filter() -> LogFilter {
     }
 }
 
+/// The indexer's poison policy. An event of the indexed types that does not make an entry (it
+/// does not decode) changes nothing in the index and is counted in `events_indexed` like any
+/// other: a search index may lack an entry, but must not stop following the log for it.
+pub const POISON: Poison = Poison::Skip;
+
 /// Indexes until `shutdown` completes, then commits what is staged. Store outages are waited
-/// out; a refusal or an index failure ends the loop with an error.
+/// out (staged entries are still committed on time); a refusal or an index failure ends the
+/// loop with an error.
 pub async fn run(
     mut feeder: IndexFeeder,
     client: EventStoreClient,
@@ -90,13 +97,20 @@ pub async fn run(
         start_position: None,
     };
     let mut registered = false;
-    // The position read up to, and the events applied since the last commit.
-    let mut cursor = checkpoint;
+    let outage = metrics.clone();
+    // The follower's cursor is the position read up to.
+    let mut follower = Follower::new(Log::new(client.clone(), filter()), checkpoint)
+        .limit(settings.batch)
+        .on_outage(move |_| {
+            outage.store_errors.inc();
+            outage.store_reachable.set(0);
+        });
+    // The events applied since the last commit.
     let mut applied = 0usize;
     let mut first_staged: Option<Instant> = None;
-    let mut failures = 0u32;
     tracing::info!(checkpoint, "indexer started");
     loop {
+        let cursor = follower.cursor();
         let due = first_staged.is_some_and(|t| t.elapsed() >= settings.commit_interval)
             || applied >= settings.commit_events;
         if due && cursor > checkpoint {
@@ -122,10 +136,10 @@ pub async fn run(
             Some(t) => settings.commit_interval.saturating_sub(t.elapsed()),
             None => settings.poll_wait,
         };
-        let filter = filter();
-        let read = client.read_all_filtered(cursor, settings.batch, wait, &filter);
-        let page = tokio::select! {
-            () = &mut shutdown => {
+        let page = match follower.next_page_within(wait, &mut shutdown).await {
+            Ok(Some(page)) => page,
+            Ok(None) => {
+                let cursor = follower.cursor();
                 if cursor > checkpoint {
                     feeder = commit(feeder, cursor).await?;
                     metrics.indexed_position.set(to_i64(cursor));
@@ -133,58 +147,35 @@ pub async fn run(
                 drop(feeder);
                 return Ok(());
             }
-            page = read => page,
+            Err(error) => return Err(FeedError::Store(error)),
         };
-        match page {
-            Ok(page) => {
-                failures = 0;
-                metrics.store_reachable.set(1);
-                let head = page.head.unwrap_or(cursor);
-                metrics.store_head.set(to_i64(head));
-                if page.events.is_empty() {
-                    // Nothing matched up to the head: the index reflects the log up to there.
-                    if head > cursor {
-                        cursor = head;
-                        first_staged.get_or_insert_with(Instant::now);
-                    }
-                    continue;
-                }
-                for event in &page.events {
-                    let Some(key) = entry::key_of(event) else {
-                        continue;
-                    };
-                    let current = feeder.current(&key)?;
-                    let next = entry::apply(event, current.as_ref(), |id| feeder.account(id));
-                    if let Some(next) = next {
-                        feeder.stage(next)?;
-                    }
-                    metrics.events_indexed.inc();
-                }
-                applied += page.events.len();
-                cursor = page.events.last().map_or(cursor, |e| e.position);
+        if follower.outages() > 0 {
+            continue; // the store is away; what is staged is committed on time meanwhile
+        }
+        metrics.store_reachable.set(1);
+        let head = page.head.unwrap_or(cursor);
+        metrics.store_head.set(to_i64(head));
+        if page.events.is_empty() {
+            // Nothing matched up to the head: the index reflects the log up to there.
+            if head > cursor {
+                follower.advance(head);
                 first_staged.get_or_insert_with(Instant::now);
             }
-            Err(error @ (ClientError::Unreachable { .. } | ClientError::Unavailable { .. })) => {
-                failures += 1;
-                metrics.store_errors.inc();
-                metrics.store_reachable.set(0);
-                tracing::warn!(%error, "event store unavailable; retrying");
-                let pause =
-                    Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)).min(5000));
-                tokio::select! {
-                    () = &mut shutdown => {
-                        if cursor > checkpoint {
-                            feeder = commit(feeder, cursor).await?;
-                            metrics.indexed_position.set(to_i64(cursor));
-                        }
-                        drop(feeder);
-                        return Ok(());
-                    }
-                    () = tokio::time::sleep(pause) => {}
-                }
-            }
-            Err(error) => return Err(FeedError::Store(error)),
+            continue;
         }
+        for event in &page.events {
+            let Some(key) = entry::key_of(event) else {
+                continue;
+            };
+            let current = feeder.current(&key)?;
+            let next = entry::apply(event, current.as_ref(), |id| feeder.account(id));
+            if let Some(next) = next {
+                feeder.stage(next)?;
+            }
+            metrics.events_indexed.inc();
+        }
+        applied += page.events.len();
+        first_staged.get_or_insert_with(Instant::now);
     }
 }
 

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use banking::saga::{purpose, transfer_command_for};
 use banking::{AccountEvent, MoneyTransfer, TransferError, TransferId};
-use es_core::partitioned::PartitionedGroup;
-use es_core::{ClientError, CommandContext, EventEnvelope, ExecuteError, StreamId};
+use es_core::follow::HandlerError;
+use es_core::partitioned::{self, PartitionedGroup};
+use es_core::{CommandContext, DecodeError, EventEnvelope, ExecuteError, Poison, StreamId};
 
 use crate::AppState;
 
@@ -24,24 +25,54 @@ pub const EVENT_TYPES: [&str; 4] = [
     "AccountRefunded",
 ];
 
+/// The saga's poison policy, as in the accounts service: an event the handler keeps failing on
+/// is tried again a few times, then the saga stops and `/health` answers 503, rather than leave a
+/// transfer without its outcome.
+pub const POISON: Poison = Poison::RetryThenStop { attempts: 5 };
+
+/// Why handling one account event failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SagaError {
+    #[error("could not decode account event {event_id}: {source}")]
+    Decode {
+        event_id: uuid::Uuid,
+        #[source]
+        source: DecodeError,
+    },
+    #[error(transparent)]
+    Execute(#[from] ExecuteError<TransferError>),
+}
+
+impl HandlerError for SagaError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Decode { .. } => false,
+            Self::Execute(error) => error.is_transient(),
+        }
+    }
+}
+
 /// Handles account events until `stop` completes; events of different transfers run in
 /// parallel, those of one transfer in log order.
-pub async fn run(state: AppState, stop: impl Future<Output = ()>) -> Result<(), ClientError> {
+pub async fn run(
+    state: AppState,
+    stop: impl Future<Output = ()>,
+) -> Result<(), partitioned::Error> {
     let group = PartitionedGroup {
         group: GROUP.to_owned(),
         event_types: EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect(),
         batch_size: 500,
         wait: Duration::from_secs(2),
+        poison: POISON,
     };
     let client = state.transfers.client().clone();
     es_core::partitioned::run(
         client,
         group,
-        |envelope| {
-            envelope
-                .decode::<AccountEvent>()
-                .ok()
-                .and_then(|event| event.transaction_id())
+        // An event that does not decode gets a lane of its own, where its handler fails.
+        |envelope| match envelope.decode::<AccountEvent>() {
+            Ok(event) => event.transaction_id().map(Ok),
+            Err(_) => Some(Err(envelope.event_id)),
         },
         |envelope| {
             let state = state.clone();
@@ -56,17 +87,14 @@ pub async fn run(state: AppState, stop: impl Future<Output = ()>) -> Result<(), 
 }
 
 /// Records one account event on its transfer. Safe to run twice for the same event.
-pub async fn handle(
-    state: &AppState,
-    envelope: &EventEnvelope,
-) -> Result<(), ExecuteError<TransferError>> {
-    let event: AccountEvent = match envelope.decode() {
-        Ok(event) => event,
-        Err(error) => {
-            tracing::error!(event_id = %envelope.event_id, %error, "skipping an undecodable account event");
-            return Ok(());
-        }
-    };
+pub async fn handle(state: &AppState, envelope: &EventEnvelope) -> Result<(), SagaError> {
+    if !EVENT_TYPES.contains(&envelope.event_type.as_str()) {
+        return Ok(()); // not one this saga reacts to (its group never delivers it)
+    }
+    let event: AccountEvent = envelope.decode().map_err(|source| SagaError::Decode {
+        event_id: envelope.event_id,
+        source,
+    })?;
     let Some((transfer_id, command)) = transfer_command_for(&event) else {
         return Ok(());
     };
@@ -82,7 +110,7 @@ pub async fn handle(
             tracing::warn!(%transfer_id, %refusal, event_type = %envelope.event_type, "stale saga event ignored");
             Ok(())
         }
-        Err(error) => Err(error),
+        Err(error) => Err(error.into()),
     }
 }
 

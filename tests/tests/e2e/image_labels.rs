@@ -63,8 +63,13 @@ fn every_image_is_small_non_root_health_checked_and_labelled() {
         // The source label names the repository's address or is left out; a checkout's local
         // path (or a remote's credentials) must never end up in an image.
         let source = label("org.opencontainers.image.source");
-        if source.starts_with('/') || source.starts_with("file:") || source.contains('@') && source.contains("://") {
-            problems.push(format!("{image} has a local or credentialed source label {source:?}"));
+        if source.starts_with('/')
+            || source.starts_with("file:")
+            || source.contains('@') && source.contains("://")
+        {
+            problems.push(format!(
+                "{image} has a local or credentialed source label {source:?}"
+            ));
         }
         if !label("org.opencontainers.image.revision").starts_with(&head) {
             problems.push(format!(

@@ -5,9 +5,11 @@ mod saga;
 mod schema;
 mod transfer;
 
-use es_core::Aggregate;
+use es_core::{Aggregate, AggregateTest};
 
-/// Given these past events, when this command arrives, then expect these events or this error.
+/// Given these past events, when this command arrives, then expect these events or this error
+/// (through `es_core::AggregateTest`, which also checks that each event survives the stored-JSON
+/// round trip).
 pub fn given_when_then<A>(
     given: &[A::Event],
     when: A::Command,
@@ -17,11 +19,11 @@ pub fn given_when_then<A>(
     A::Event: PartialEq,
     A::Error: PartialEq,
 {
-    let state = given.iter().fold(A::default(), |s, e| s.apply(e));
-    let got = state.handle(when);
-    match (&got, &then) {
-        (Ok(g), Ok(t)) if g == t => {}
-        (Err(g), Err(t)) if g == t => {}
-        _ => panic!("given {given:?}\nexpected {then:?}\n     got {got:?}"),
+    let outcome = AggregateTest::<A>::given(given.iter().cloned()).when(when);
+    match then {
+        Ok(events) => {
+            outcome.then_expect_events(events);
+        }
+        Err(error) => outcome.then_expect_error(error),
     }
 }

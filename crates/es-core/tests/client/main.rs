@@ -3,9 +3,9 @@
 mod append_load;
 mod cache;
 mod execute;
+mod follow;
 mod idempotency;
 mod partitioned;
 mod resilience;
 mod snapshots;
-mod subscriber;
 mod support;

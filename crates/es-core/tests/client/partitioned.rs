@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use es_core::partitioned::{self, PartitionedGroup};
+use es_core::Poison;
 use uuid::Uuid;
 
 use crate::support::{write_events, TestStore};
@@ -32,6 +33,7 @@ async fn each_key_is_handled_in_log_order_and_a_failed_event_comes_again() {
         event_types: vec!["Opened".into(), "Deposited".into()],
         batch_size: 100,
         wait: Duration::from_millis(100),
+        poison: Poison::RetryThenStop { attempts: 3 },
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn({

@@ -1,15 +1,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use es_core::{EventEnvelope, EventStoreClient, Repository, RetryPolicy, Subscriber};
+use es_core::partitioned::{self, PartitionedGroup};
+use es_core::{EventEnvelope, EventStoreClient, Poison, Repository, RetryPolicy};
 
-use crate::support::{new_stream, Server, Wallet, WalletCommand};
+use event_store::testing::TestStore;
+
+use crate::support::{new_stream, Wallet, WalletCommand};
 
 #[tokio::test]
 async fn commands_ride_out_a_store_restart() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let server = Server::start(dir.path(), 0).await;
-    let port = server.port;
+    let server = TestStore::start_in(dir.path(), |_| {}).await;
+    let port = server.port();
     let client = EventStoreClient::new(&format!("http://127.0.0.1:{port}"))
         .expect("client")
         .with_retry(RetryPolicy {
@@ -33,7 +36,7 @@ async fn commands_ride_out_a_store_restart() {
     let restart_dir = dir.path().to_owned();
     let restart = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        Server::start(&restart_dir, port).await
+        TestStore::start_in(&restart_dir, |c| c.port = port).await
     });
 
     // Sent while the store is down: retried until the restarted store answers.
@@ -49,10 +52,10 @@ async fn commands_ride_out_a_store_restart() {
 }
 
 #[tokio::test]
-async fn a_running_subscriber_waits_out_a_store_restart_and_continues_from_its_checkpoint() {
+async fn a_running_group_loop_waits_out_a_store_restart_and_continues_from_its_checkpoint() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let server = Server::start(dir.path(), 0).await;
-    let port = server.port;
+    let server = TestStore::start_in(dir.path(), |_| {}).await;
+    let port = server.port();
     let client = EventStoreClient::new(&format!("http://127.0.0.1:{port}"))
         .expect("client")
         .with_retry(RetryPolicy {
@@ -76,13 +79,19 @@ async fn a_running_subscriber_waits_out_a_store_restart_and_continues_from_its_c
     let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let group = format!("restart-{}", uuid::Uuid::new_v4());
-    let subscriber = Subscriber::new(client.clone(), &group)
-        .expect("subscriber")
-        .wait(Duration::from_millis(200))
-        .handler_backoff(Duration::from_millis(20), Duration::from_millis(100));
+    let spec = PartitionedGroup {
+        group: group.clone(),
+        event_types: vec!["Opened".into(), "Deposited".into()],
+        batch_size: 100,
+        wait: Duration::from_millis(200),
+        poison: Poison::RetryThenStop { attempts: 3 },
+    };
     let running = tokio::spawn({
         let seen = Arc::clone(&seen);
-        subscriber.run(
+        partitioned::run(
+            client.clone(),
+            spec,
+            |_: &EventEnvelope| Some(()),
             move |event: EventEnvelope| {
                 let seen = Arc::clone(&seen);
                 let seen_tx = seen_tx.clone();
@@ -119,7 +128,7 @@ async fn a_running_subscriber_waits_out_a_store_restart_and_continues_from_its_c
         .expect("the first event is acked");
     server.stop().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let _restarted = Server::start(dir.path(), port).await;
+    let _restarted = TestStore::start_in(dir.path(), |c| c.port = port).await;
     repository
         .execute(&stream, WalletCommand::Deposit { amount: 5 })
         .await

@@ -1,90 +1,26 @@
 //! A store spawned per test, and a small aggregate to drive it.
 
-use std::path::Path;
 use std::sync::LazyLock;
 
 use es_core::{Aggregate, DomainEvent, EventStoreClient, Snapshotting, StreamId, Upcasters};
-use event_store::{Application, Config};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-/// An event store running on a free port with its data in a temporary directory. Dropping it
-/// stops the server and removes the data.
+/// An event store running on a free port with its data in a temporary directory, and a client
+/// for it. Dropping it stops the server and removes the data.
 pub struct TestStore {
     pub client: EventStoreClient,
-    _server: Server,
-    _dir: tempfile::TempDir,
-}
-
-/// One running server process-in-a-task over a data directory.
-pub struct Server {
-    pub port: u16,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    _store: event_store::testing::TestStore,
 }
 
 impl TestStore {
     pub async fn spawn() -> Self {
-        let dir = tempfile::tempdir().expect("create a temporary directory");
-        let server = Server::start(dir.path(), 0).await;
-        let client = EventStoreClient::new(&format!("http://127.0.0.1:{}", server.port))
-            .expect("client for the test store");
+        let store = event_store::testing::TestStore::start().await;
+        let client = EventStoreClient::new(store.url()).expect("client for the test store");
         Self {
             client,
-            _server: server,
-            _dir: dir,
-        }
-    }
-}
-
-impl Server {
-    /// Starts a store over `data_dir` on `port` (0 = a free one).
-    pub async fn start(data_dir: &Path, port: u16) -> Self {
-        let config = Config {
-            port,
-            ..Config::ephemeral(data_dir)
-        };
-        let app = Application::build(config)
-            .await
-            .expect("build the event store");
-        let port = app.port();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let signal = async move {
-                let _ = stopped.await;
-            };
-            if let Err(error) = app.run_until(signal).await {
-                eprintln!("test event store failed: {error}");
-            }
-        });
-        Self {
-            port,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    /// Stops the server gracefully and waits until it has.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
+            _store: store,
         }
     }
 }

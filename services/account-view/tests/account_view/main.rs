@@ -7,29 +7,9 @@ use std::time::Duration;
 
 use banking::{Account, AccountEvent, AccountId, Money, TransferId};
 use es_core::{EventStoreClient, ExpectedVersion, Metadata, NewEvent, StreamId};
+use event_store::testing::TestStore;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-
-struct Store {
-    url: String,
-    _dir: tempfile::TempDir,
-    _stop: tokio_util::sync::DropGuard,
-}
-
-async fn store() -> Store {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let app = event_store::Application::build(event_store::Config::ephemeral(dir.path()))
-        .await
-        .expect("store starts");
-    let url = format!("http://127.0.0.1:{}", app.port());
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
-    Store {
-        url,
-        _dir: dir,
-        _stop: stop.drop_guard(),
-    }
-}
 
 /// Starts a view on `data_dir`; returns its URL, its stop token and its task.
 async fn view(
@@ -82,8 +62,8 @@ fn opened(balance: u64) -> AccountEvent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_view_resumes_from_its_checkpoint_and_applies_nothing_twice() {
-    let store = store().await;
-    let client = EventStoreClient::new(&store.url).expect("client");
+    let store = TestStore::start().await;
+    let client = EventStoreClient::new(store.url()).expect("client");
     let data = tempfile::tempdir().expect("data dir");
     let id = AccountId::new();
     append(&client, id, 0, opened(100)).await;
@@ -99,7 +79,7 @@ async fn a_restarted_view_resumes_from_its_checkpoint_and_applies_nothing_twice(
     )
     .await;
 
-    let (url, stop, task) = view(data.path(), &store.url).await;
+    let (url, stop, task) = view(data.path(), store.url()).await;
     let (status, doc, _) = get(&format!("{url}/accounts/{id}?min_version=2")).await;
     assert_eq!(status, 200, "{doc}");
     assert_eq!(doc["balance"], 70);
@@ -118,7 +98,7 @@ async fn a_restarted_view_resumes_from_its_checkpoint_and_applies_nothing_twice(
         },
     )
     .await;
-    let (url, _stop, _task) = view(data.path(), &store.url).await;
+    let (url, _stop, _task) = view(data.path(), store.url()).await;
     let (status, doc, _) = get(&format!("{url}/accounts/{id}?min_version=3")).await;
     assert_eq!(status, 200, "{doc}");
     assert_eq!(doc["balance"], 75, "each event applied exactly once: {doc}");
@@ -129,10 +109,10 @@ async fn a_restarted_view_resumes_from_its_checkpoint_and_applies_nothing_twice(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_for_a_version_the_view_lacks_waits_then_answers_503() {
-    let store = store().await;
-    let client = EventStoreClient::new(&store.url).expect("client");
+    let store = TestStore::start().await;
+    let client = EventStoreClient::new(store.url()).expect("client");
     let data = tempfile::tempdir().expect("data dir");
-    let (url, _stop, _task) = view(data.path(), &store.url).await;
+    let (url, _stop, _task) = view(data.path(), store.url()).await;
     let id = AccountId::new();
 
     // Not there yet: 404 without min_version, 503 with it.

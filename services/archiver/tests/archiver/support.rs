@@ -1,63 +1,35 @@
 //! Shared helpers: an in-process event store, event generation, the archiver binary as a child
 //! process that is killed when dropped, and polling helpers.
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use archiver::{Archive, Manifest};
+use event_store::testing::TestStore;
 use serde_json::json;
-use tempfile::TempDir;
-use tokio::sync::oneshot;
+use service_kit::testing::{ServiceProcess, Signal};
 use uuid::Uuid;
 
-/// An event store running in this process on a free port, stopped on drop.
+/// An event store running in this process on a free port (`event_store::testing`), stopped on
+/// drop.
 pub struct Store {
     pub url: String,
-    _dir: TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    store: TestStore,
 }
 
 impl Store {
     pub async fn spawn() -> Store {
-        let dir = tempfile::tempdir().expect("temp dir for the store");
-        let app = event_store::Application::build(event_store::Config::ephemeral(dir.path()))
-            .await
-            .expect("event store starts");
-        let url = format!("http://127.0.0.1:{}", app.port());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = app
-                .run_until(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let store = TestStore::start().await;
         Store {
-            url,
-            _dir: dir,
-            stop: Some(stop),
-            task: Some(task),
+            url: store.url().to_owned(),
+            store,
         }
     }
 
     /// Stops the store and waits until it is down.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn stop(self) {
+        self.store.stop().await;
     }
 }
 
@@ -167,61 +139,35 @@ pub async fn wait_for_manifest(
     }
 }
 
-/// The archiver binary as a child process; killed (SIGKILL) when dropped.
+/// The archiver binary as a child process (service-kit's `ServiceProcess`, on a free port);
+/// killed (SIGKILL) when dropped.
 pub struct ArchiverProcess {
-    child: Option<Child>,
+    process: ServiceProcess,
 }
 
 impl ArchiverProcess {
     pub fn start(store_url: &str, data_dir: &Path, envs: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_archiver"));
-        command
-            .env("PORT", "0")
-            .env("DATA_DIR", data_dir)
-            .env("EVENT_STORE_URL", store_url)
-            .env("RUST_LOG", "warn")
-            .env_remove("ARCHIVER_LOCATION")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (key, value) in envs {
-            command.env(key, value);
+        let mut all = vec![
+            ("DATA_DIR", data_dir.as_os_str()),
+            ("EVENT_STORE_URL", OsStr::new(store_url)),
+            ("RUST_LOG", OsStr::new("warn")),
+            // Unset in the environment the tests inherit: the archive is given by DATA_DIR.
+            ("ARCHIVER_LOCATION", OsStr::new("")),
+        ];
+        all.extend(envs.iter().map(|(k, v)| (*k, OsStr::new(*v))));
+        Self {
+            process: ServiceProcess::spawn(env!("CARGO_BIN_EXE_archiver"), all),
         }
-        let child = command.spawn().expect("the archiver binary starts");
-        Self { child: Some(child) }
     }
 
     /// SIGKILL: no chance to flush.
-    pub fn kill(mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    pub fn kill(self) {
+        self.process.kill();
     }
 
     /// SIGTERM, then waits for a clean exit.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the archiver did not stop within 20s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for ArchiverProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.signal(Signal::SIGTERM);
+        self.process.wait_exit(Duration::from_secs(20))
     }
 }

@@ -1,25 +1,21 @@
 //! Spawning the service and talking to it.
 
-use std::net::TcpListener;
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use event_store::{Application, Config};
+use event_store::testing::TestStore;
+use event_store::Config;
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-/// A running in-process service with its own data directory.
+/// A running in-process service with its own data directory, and a client for it.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    pub dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    pub store: TestStore,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -27,47 +23,26 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("create a temporary data directory");
-    start_in(dir, tweak).await
-}
-
-async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let mut config = Config::ephemeral(dir.path());
-    tweak(&mut config);
-    let app = Application::build(config).await.expect("build the app");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run_until(async move {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("the app runs");
-    });
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        dir,
-        stop: Some(stop),
-        task: Some(task),
-    }
+    TestApp::over(TestStore::start_with(tweak).await)
 }
 
 impl TestApp {
-    /// Stops the service gracefully and starts a new one on the same data directory.
-    pub async fn restart(mut self) -> TestApp {
-        self.shutdown().await;
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
-        start_in(dir, |_| {}).await
+    fn over(store: TestStore) -> TestApp {
+        TestApp {
+            address: store.url().to_owned(),
+            client: reqwest::Client::new(),
+            store,
+        }
     }
 
-    pub async fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("the app stops cleanly");
-        }
+    /// Stops the service gracefully and starts a new one on the same data directory.
+    pub async fn restart(self) -> TestApp {
+        TestApp::over(self.store.restart().await)
+    }
+
+    /// The service's data directory.
+    pub fn dir(&self) -> &Path {
+        self.store.data_dir()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -114,14 +89,6 @@ impl TestApp {
         let (status, body) = self.get("/events?limit=0").await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["head"].as_u64().expect("head is a number")
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
@@ -211,78 +178,19 @@ pub async fn read_sse(
 // ---------------------------------------------------------------------------------------------
 // The real binary, for tests that kill or signal the process.
 
-/// A child `event-store` process; killed (SIGKILL) and reaped on drop.
-pub struct ServiceProcess {
-    pub child: Child,
-    pub port: u16,
-}
+pub use service_kit::testing::{free_port, ServiceProcess};
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("find a free port")
-        .port()
-}
-
-impl ServiceProcess {
-    pub fn start(data_dir: &Path, port: u16) -> ServiceProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_event-store"))
-            .env("PORT", port.to_string())
-            .env("DATA_DIR", data_dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the event-store binary");
-        let process = ServiceProcess { child, port };
-        process.wait_healthy();
-        process
-    }
-
-    pub fn address(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if service_kit::healthcheck::probe(self.port, "/health", Duration::from_secs(1)).ok()
-                == Some(200)
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "the event-store process did not become healthy on port {}",
-            self.port
-        );
-    }
-
-    pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, signal).expect("signal the event-store process");
-    }
-
-    /// Waits for the process to exit and returns its status.
-    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll the child") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the event-store process did not exit within {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The real binary on `port` over `data_dir`, once it is healthy (service-kit's
+/// `ServiceProcess`: killed with SIGKILL and reaped on drop).
+pub async fn start_process(data_dir: &Path, port: u16) -> ServiceProcess {
+    let process = ServiceProcess::spawn_on(
+        env!("CARGO_BIN_EXE_event-store"),
+        port,
+        [
+            ("DATA_DIR", data_dir.as_os_str()),
+            ("RUST_LOG", OsStr::new("warn")),
+        ],
+    );
+    process.wait_healthy(Duration::from_secs(30)).await;
+    process
 }

@@ -589,29 +589,25 @@ async fn import_until_killed(address: String) -> (Vec<Value>, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_imports_loses_no_acknowledged_import_and_splits_none() {
-    use crate::helpers::{free_port, ServiceProcess};
+    use crate::helpers::{free_port, start_process};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let process = ServiceProcess::start(dir.path(), port);
-    let loader = tokio::spawn(import_until_killed(process.address()));
+    let process = start_process(dir.path(), port).await;
+    let loader = tokio::spawn(import_until_killed(process.url()));
     tokio::time::sleep(Duration::from_millis(1000)).await;
     process.signal(nix::sys::signal::Signal::SIGKILL);
     let (sent, acked) = loader.await.expect("loader");
     drop(process);
     assert!(acked >= 20, "too little load to prove anything: {acked}");
 
-    let process = ServiceProcess::start(dir.path(), port);
+    let process = start_process(dir.path(), port).await;
     let client = reqwest::Client::new();
     let mut stored = Vec::new();
     loop {
         let (status, page) = crate::helpers::send(
             &client,
-            &format!(
-                "{}/events?after={}&limit=5000",
-                process.address(),
-                stored.len()
-            ),
+            &format!("{}/events?after={}&limit=5000", process.url(), stored.len()),
             "GET",
             None,
         )

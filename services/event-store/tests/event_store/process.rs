@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{event, free_port, send, ServiceProcess};
+use crate::helpers::{event, free_port, send, start_process};
 
 /// One acknowledged append: its events' ids and the answer.
 struct Acked {
@@ -122,9 +122,9 @@ async fn check_log(client: &reqwest::Client, address: &str) -> Vec<Value> {
 async fn sigkill_under_load_loses_no_acknowledged_append() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let process = ServiceProcess::start(dir.path(), port);
+    let process = start_process(dir.path(), port).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let loader = tokio::spawn(load(process.address(), 32, stop.clone()));
+    let loader = tokio::spawn(load(process.url(), 32, stop.clone()));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     process.signal(Signal::SIGKILL);
     stop.store(true, Ordering::Relaxed);
@@ -136,9 +136,9 @@ async fn sigkill_under_load_loses_no_acknowledged_append() {
         acked.len()
     );
 
-    let process = ServiceProcess::start(dir.path(), port);
+    let process = start_process(dir.path(), port).await;
     let client = reqwest::Client::new();
-    let log = check_log(&client, &process.address()).await;
+    let log = check_log(&client, &process.url()).await;
     eprintln!("{} events recovered after SIGKILL", log.len());
 
     // Every acknowledged event is there, at the version and position it was acknowledged with.
@@ -185,7 +185,7 @@ async fn sigkill_under_load_loses_no_acknowledged_append() {
     let body = json!({"expected_version": 0, "events": [event("After", json!(1))]}).to_string();
     let (status, answer) = send(
         &client,
-        &format!("{}/streams/after-crash/events", process.address()),
+        &format!("{}/streams/after-crash/events", process.url()),
         "POST",
         Some(body),
     )
@@ -198,9 +198,9 @@ async fn sigkill_under_load_loses_no_acknowledged_append() {
 async fn unacknowledged_events_are_redelivered_after_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let process = ServiceProcess::start(dir.path(), port);
+    let process = start_process(dir.path(), port).await;
     let client = reqwest::Client::new();
-    let address = process.address();
+    let address = process.url();
     send(
         &client,
         &format!("{address}/subscriptions/proj"),
@@ -237,10 +237,10 @@ async fn unacknowledged_events_are_redelivered_after_sigkill() {
     process.signal(Signal::SIGKILL);
     drop(process);
 
-    let process = ServiceProcess::start(dir.path(), port);
+    let process = start_process(dir.path(), port).await;
     let (_, again) = send(
         &client,
-        &format!("{}/subscriptions/proj/events", process.address()),
+        &format!("{}/subscriptions/proj/events", process.url()),
         "GET",
         None,
     )
@@ -262,8 +262,8 @@ async fn unacknowledged_events_are_redelivered_after_sigkill() {
 async fn sigterm_finishes_in_flight_work_and_exits_0() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut process = ServiceProcess::start(dir.path(), port);
-    let address = process.address();
+    let mut process = start_process(dir.path(), port).await;
+    let address = process.url();
     let client = reqwest::Client::new();
     send(
         &client,
@@ -313,8 +313,8 @@ async fn sigterm_finishes_in_flight_work_and_exits_0() {
     drop(sse);
     drop(process);
 
-    let process = ServiceProcess::start(dir.path(), port);
-    let log = check_log(&client, &process.address()).await;
+    let process = start_process(dir.path(), port).await;
+    let log = check_log(&client, &process.url()).await;
     let stored: HashSet<&str> = log
         .iter()
         .map(|e| e["event_id"].as_str().expect("id"))
@@ -357,9 +357,9 @@ async fn an_acknowledged_append_after_a_restart_survives_sigkill_when_the_journa
     };
 
     // Events 1 and 2 go through the journal; a graceful stop commits them to SQLite.
-    let mut process = ServiceProcess::start(dir.path(), port);
+    let mut process = start_process(dir.path(), port).await;
     for expected in 0..2 {
-        let (status, _) = append(process.address(), expected).await;
+        let (status, _) = append(process.url(), expected).await;
         assert_eq!(status, StatusCode::OK);
     }
     process.signal(Signal::SIGTERM);
@@ -381,17 +381,17 @@ async fn an_acknowledged_append_after_a_restart_survives_sigkill_when_the_journa
     }
 
     // Event 6 is acknowledged, then the store is killed before its next SQLite commit.
-    let process = ServiceProcess::start(dir.path(), port);
-    let (status, answer) = append(process.address(), 5).await;
+    let process = start_process(dir.path(), port).await;
+    let (status, answer) = append(process.url(), 5).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer, json!({"version": 6, "position": 6}));
     process.signal(Signal::SIGKILL);
     drop(process);
 
-    let process = ServiceProcess::start(dir.path(), port);
+    let process = start_process(dir.path(), port).await;
     let (_, stream) = send(
         &client,
-        &format!("{}/streams/s/events", process.address()),
+        &format!("{}/streams/s/events", process.url()),
         "GET",
         None,
     )

@@ -137,7 +137,7 @@ async fn reads_join_committed_events_with_ones_sqlite_has_not_committed_yet() {
     app.append("other", json!(0), &[event("O", json!(1))]).await;
 
     // The writer commits SQLite at most 50 ms after a write; wait until the file holds them.
-    let db = app.dir.path().join("events.sqlite3");
+    let db = app.dir().join("events.sqlite3");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let conn =

@@ -32,7 +32,7 @@ async fn wal_restarts_under_continuous_appends() {
     join_all(writers).await;
     assert_eq!(app.head().await, 8 * 100 * 50);
 
-    let wal = app.dir.path().join("events.sqlite3-wal");
+    let wal = app.dir().join("events.sqlite3-wal");
     let size = std::fs::metadata(&wal).expect("the WAL file exists").len();
     assert!(
         size < 48 * 1024 * 1024,

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use event_store::testing::TestStore;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +17,7 @@ pub struct Fleet {
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     stop: CancellationToken,
+    _store: TestStore,
 }
 
 /// Which services run their background loops (tests that redeliver events turn some off).
@@ -49,13 +51,8 @@ impl Fleet {
         let dir = tempfile::tempdir().expect("temp dir");
         let stop = CancellationToken::new();
 
-        let store = event_store::Application::build(event_store::Config::ephemeral(
-            dir.path().join("event-store"),
-        ))
-        .await
-        .expect("event store starts");
-        let store_url = format!("http://127.0.0.1:{}", store.port());
-        tokio::spawn(store.run_until(stop.clone().cancelled_owned()));
+        let store = TestStore::start_in(&dir.path().join("event-store"), |_| {}).await;
+        let store_url = store.url().to_owned();
 
         let mut config = accounts::Config::for_tests(&store_url);
         config.run_saga = options.sagas;
@@ -101,6 +98,7 @@ impl Fleet {
             http: reqwest::Client::new(),
             dir,
             stop,
+            _store: store,
         }
     }
 

@@ -7,6 +7,7 @@ mod concurrency;
 mod duplicates;
 mod fleet;
 mod gateway_behaviour;
+mod poison;
 mod process;
 mod rebuild;
 mod search;

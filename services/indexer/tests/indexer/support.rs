@@ -1,22 +1,21 @@
 //! Shared helpers: an in-process event store, banking events, the indexer binary as a child
 //! process that is killed when dropped, and HTTP helpers.
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use banking::{AccountEvent, AccountId, CustomerId, Money, TransferDetails, TransferEvent};
 use es_core::{EventStoreClient, ExpectedVersion, Metadata, NewEvent, StreamId};
+use event_store::testing::TestStore;
 use serde_json::Value;
-use tempfile::TempDir;
-use tokio::sync::oneshot;
+use service_kit::testing::{ServiceProcess, Signal};
 
 /// An event store running in this process on a free port, stopped on drop.
 pub struct Store {
     pub url: String,
     bank: Bank,
-    _dir: TempDir,
-    _stop: oneshot::Sender<()>,
+    _store: TestStore,
 }
 
 /// Writes banking events to a store.
@@ -33,20 +32,11 @@ impl std::ops::Deref for Store {
 
 impl Store {
     pub async fn spawn() -> Store {
-        let dir = tempfile::tempdir().expect("temp dir for the store");
-        let app = event_store::Application::build(event_store::Config::ephemeral(dir.path()))
-            .await
-            .expect("event store starts");
-        let url = format!("http://127.0.0.1:{}", app.port());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async move {
-            let _ = stopped.await;
-        }));
+        let store = TestStore::start().await;
         Store {
-            bank: Bank::attach(&url),
-            url,
-            _dir: dir,
-            _stop: stop,
+            bank: Bank::attach(store.url()),
+            url: store.url().to_owned(),
+            _store: store,
         }
     }
 }
@@ -136,74 +126,41 @@ impl Bank {
     }
 }
 
-/// A free TCP port (released before use; good enough for tests).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
-/// The indexer binary as a child process; killed (SIGKILL) when dropped.
+/// The indexer binary as a child process (service-kit's `ServiceProcess`); killed (SIGKILL)
+/// when dropped.
 pub struct IndexerProcess {
-    child: Option<Child>,
+    process: ServiceProcess,
     pub base: String,
 }
 
 impl IndexerProcess {
     pub async fn start(store_url: &str, data_dir: &Path) -> Self {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_indexer"))
-            .env("PORT", port.to_string())
-            .env("DATA_DIR", data_dir)
-            .env("EVENT_STORE_URL", store_url)
-            .env("INDEXER_POLL_WAIT_MS", "200")
-            .env("INDEXER_COMMIT_INTERVAL_MS", "50")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the indexer binary starts");
-        let process = Self {
-            child: Some(child),
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while reqwest::get(format!("{}/health", process.base))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "the indexer did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let process = ServiceProcess::spawn(
+            env!("CARGO_BIN_EXE_indexer"),
+            [
+                ("DATA_DIR", data_dir.as_os_str()),
+                ("EVENT_STORE_URL", OsStr::new(store_url)),
+                ("INDEXER_POLL_WAIT_MS", OsStr::new("200")),
+                ("INDEXER_COMMIT_INTERVAL_MS", OsStr::new("50")),
+                ("RUST_LOG", OsStr::new("warn")),
+            ],
+        );
+        process.wait_healthy(Duration::from_secs(20)).await;
+        Self {
+            base: process.url(),
+            process,
         }
-        process
     }
 
     /// SIGKILL: nothing staged is committed.
-    pub fn kill(mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    pub fn kill(self) {
+        self.process.kill();
     }
 
     /// SIGTERM, then waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the indexer did not stop within 20s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process.signal(Signal::SIGTERM);
+        self.process.wait_exit(Duration::from_secs(20))
     }
 
     pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
@@ -227,15 +184,6 @@ impl IndexerProcess {
                 "the index did not reach {position}: {health}"
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-}
-
-impl Drop for IndexerProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
         }
     }
 }
