@@ -82,16 +82,14 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceRecord {
     pub service: String,
-    /// `create`, `replace`, `scale`, `remove`.
-    pub action: String,
+    pub action: RecordedAction,
     /// The image as written in the manifest.
     pub image: Option<String>,
     pub old_digest: Option<String>,
     pub new_digest: Option<String>,
     pub old_spec_hash: Option<String>,
     pub new_spec_hash: Option<String>,
-    /// `rolled`, `failed: <why>`, `rolled back`, `not started`, `removed`.
-    pub result: String,
+    pub result: ServiceResult,
     /// The specs the service was rolled to (one per replica), for `deployer rollback`.
     #[serde(default)]
     pub specs: Vec<ContainerSpec>,
@@ -104,12 +102,155 @@ pub struct ServiceRecord {
 impl ServiceRecord {
     /// True when this service now runs what the record describes.
     pub fn took_effect(&self) -> bool {
-        self.result == "rolled"
+        self.result == ServiceResult::Rolled
     }
 
     /// True when this is a revision `deployer rollback` can return to.
     pub fn is_revision(&self) -> bool {
         self.took_effect() && !self.specs.is_empty()
+    }
+}
+
+/// What the command set out to do to a service; stored as `create`, `replace`, `scale`,
+/// `remove` or `unchanged`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordedAction {
+    Create,
+    Replace,
+    Scale,
+    Remove,
+    Unchanged,
+}
+
+impl RecordedAction {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordedAction::Create => "create",
+            RecordedAction::Replace => "replace",
+            RecordedAction::Scale => "scale",
+            RecordedAction::Remove => "remove",
+            RecordedAction::Unchanged => "unchanged",
+        }
+    }
+}
+
+impl std::fmt::Display for RecordedAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for RecordedAction {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// How one service ended. Stored as the text older deployers wrote (`rolled`, `rolled back`,
+/// `not started`, `removed`, `failed: <why>`, `rollback failed: <why>`), so records of either
+/// read with the other; a text this deployer does not know is kept as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceResult {
+    /// The service runs what the record describes.
+    Rolled,
+    /// It was rolled, and put back when another service failed.
+    RolledBack,
+    /// The command stopped before it got to this service.
+    NotStarted,
+    Removed,
+    /// Its roll failed (the reason's first line).
+    Failed {
+        reason: String,
+    },
+    /// Putting it back after a failure failed too.
+    RollbackFailed {
+        reason: String,
+    },
+    /// A result text this deployer does not know.
+    Other(String),
+}
+
+impl ServiceResult {
+    /// The result without its reason: `rolled`, `failed`, `rollback failed`, ...
+    pub fn as_str(&self) -> &str {
+        match self {
+            ServiceResult::Rolled => "rolled",
+            ServiceResult::RolledBack => "rolled back",
+            ServiceResult::NotStarted => "not started",
+            ServiceResult::Removed => "removed",
+            ServiceResult::Failed { .. } => "failed",
+            ServiceResult::RollbackFailed { .. } => "rollback failed",
+            ServiceResult::Other(text) => text,
+        }
+    }
+
+    /// True for a service whose roll failed.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, ServiceResult::Failed { .. })
+    }
+
+    /// Reads the stored text.
+    pub fn parse(text: &str) -> ServiceResult {
+        match text {
+            "rolled" => ServiceResult::Rolled,
+            "rolled back" => ServiceResult::RolledBack,
+            "not started" => ServiceResult::NotStarted,
+            "removed" => ServiceResult::Removed,
+            _ => {
+                if let Some(reason) = text.strip_prefix("failed: ") {
+                    ServiceResult::Failed {
+                        reason: reason.to_owned(),
+                    }
+                } else if let Some(reason) = text.strip_prefix("rollback failed: ") {
+                    ServiceResult::RollbackFailed {
+                        reason: reason.to_owned(),
+                    }
+                } else {
+                    ServiceResult::Other(text.to_owned())
+                }
+            }
+        }
+    }
+}
+
+/// The stored text: `failed: <why>` with the reason.
+impl std::fmt::Display for ServiceResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceResult::Failed { reason } | ServiceResult::RollbackFailed { reason } => {
+                write!(f, "{}: {reason}", self.as_str())
+            }
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+impl PartialEq<&str> for ServiceResult {
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            ServiceResult::Failed { reason } | ServiceResult::RollbackFailed { reason } => {
+                other
+                    .strip_prefix(self.as_str())
+                    .and_then(|rest| rest.strip_prefix(": "))
+                    == Some(reason.as_str())
+            }
+            _ => self.as_str() == *other,
+        }
+    }
+}
+
+impl Serialize for ServiceResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServiceResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(ServiceResult::parse(&text))
     }
 }
 
@@ -418,7 +559,7 @@ pub fn render_human(records: &[Record]) -> String {
                 s.action,
                 short(&s.old_digest),
                 short(&s.new_digest),
-                s.result.lines().next().unwrap_or("")
+                s.result.to_string().lines().next().unwrap_or("")
             ));
         }
     }
@@ -429,7 +570,7 @@ pub fn render_human(records: &[Record]) -> String {
 mod tests {
     use super::*;
 
-    fn rec(id: u64, outcome: Outcome, services: &[(&str, &str, &str)]) -> Record {
+    fn rec(id: u64, outcome: Outcome, services: &[(&str, &str, ServiceResult)]) -> Record {
         Record {
             id,
             project: "p".into(),
@@ -445,13 +586,13 @@ mod tests {
                 .iter()
                 .map(|(s, digest, result)| ServiceRecord {
                     service: s.to_string(),
-                    action: "replace".into(),
+                    action: RecordedAction::Replace,
                     image: None,
                     old_digest: None,
                     new_digest: Some(digest.to_string()),
                     old_spec_hash: None,
                     new_spec_hash: None,
-                    result: result.to_string(),
+                    result: result.clone(),
                     specs: vec![serde_json::from_value(spec_json()).expect("spec")],
                     create_reference: None,
                 })
@@ -473,8 +614,16 @@ mod tests {
     #[test]
     fn json_lists_records_newest_first() {
         let records = vec![
-            rec(1, Outcome::Succeeded, &[("api", "d1", "rolled")]),
-            rec(2, Outcome::Succeeded, &[("api", "d2", "rolled")]),
+            rec(
+                1,
+                Outcome::Succeeded,
+                &[("api", "d1", ServiceResult::Rolled)],
+            ),
+            rec(
+                2,
+                Outcome::Succeeded,
+                &[("api", "d2", ServiceResult::Rolled)],
+            ),
         ];
         let json: Vec<Record> = serde_json::from_str(&render_json(&records)).expect("json");
         let ids: Vec<u64> = json.iter().map(|r| r.id).collect();
@@ -488,8 +637,16 @@ mod tests {
     #[test]
     fn retention_keeps_the_newest_revisions_of_every_service() {
         let mut records = vec![
-            rec(1, Outcome::Succeeded, &[("api", "d1", "rolled")]),
-            rec(2, Outcome::Succeeded, &[("api", "d2", "rolled")]),
+            rec(
+                1,
+                Outcome::Succeeded,
+                &[("api", "d1", ServiceResult::Rolled)],
+            ),
+            rec(
+                2,
+                Outcome::Succeeded,
+                &[("api", "d2", ServiceResult::Rolled)],
+            ),
         ];
         for id in 3..=300 {
             let outcome = if id % 2 == 0 {
@@ -497,7 +654,7 @@ mod tests {
             } else {
                 Outcome::RolledBack
             };
-            records.push(rec(id, outcome, &[("web", "w", "rolled")]));
+            records.push(rec(id, outcome, &[("web", "w", ServiceResult::Rolled)]));
         }
         let kept = retain(records, KEEP, KEEP_PER_SERVICE);
         let ids: Vec<u64> = kept.iter().map(|r| r.id).collect();
@@ -509,20 +666,119 @@ mod tests {
 
         // Older successful web revisions beyond the newest 5 go.
         let mut records: Vec<Record> = (1..=10)
-            .map(|id| rec(id, Outcome::Succeeded, &[("web", "w", "rolled")]))
+            .map(|id| {
+                rec(
+                    id,
+                    Outcome::Succeeded,
+                    &[("web", "w", ServiceResult::Rolled)],
+                )
+            })
             .collect();
-        records.push(rec(11, Outcome::Failed, &[("web", "w", "failed: x")]));
+        records.push(rec(
+            11,
+            Outcome::Failed,
+            &[("web", "w", ServiceResult::Failed { reason: "x".into() })],
+        ));
         let ids: Vec<u64> = retain(records, 2, 5).iter().map(|r| r.id).collect();
         assert_eq!(ids, [6, 7, 8, 9, 10, 11]);
+    }
+
+    /// Records written before the results were typed read back, and are written again with
+    /// the same text.
+    #[test]
+    fn an_old_record_reads_and_writes_the_same_text() {
+        let old = serde_json::json!({
+            "id": 1_700_000_000_000u64, "project": "p", "kind": "apply",
+            "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:09Z",
+            "user": "u", "host": "h", "ci_build": null, "command": "deployer apply",
+            "outcome": "rolled-back",
+            "services": [
+                {"service": "api", "action": "replace", "image": "api:2", "old_digest": null,
+                 "new_digest": "d2", "old_spec_hash": "a", "new_spec_hash": "b",
+                 "result": "rolled back", "specs": [spec_json()], "create_reference": "api:2"},
+                {"service": "web", "action": "create", "image": "web:1", "old_digest": null,
+                 "new_digest": null, "old_spec_hash": null, "new_spec_hash": null,
+                 "result": "failed: new container p-web-1-0 is not healthy: answered 503"},
+                {"service": "db", "action": "scale", "image": "db:1", "old_digest": null,
+                 "new_digest": null, "old_spec_hash": null, "new_spec_hash": null,
+                 "result": "rollback failed: starting container x: gone"},
+                {"service": "old", "action": "remove", "image": null, "old_digest": null,
+                 "new_digest": null, "old_spec_hash": null, "new_spec_hash": null,
+                 "result": "not started"},
+                {"service": "q", "action": "unchanged", "image": null, "old_digest": null,
+                 "new_digest": null, "old_spec_hash": null, "new_spec_hash": null,
+                 "result": "something newer"}
+            ]
+        });
+        let record: Record = serde_json::from_value(old.clone()).expect("an old record reads");
+        let results: Vec<&ServiceResult> = record.services.iter().map(|s| &s.result).collect();
+        assert_eq!(
+            results,
+            [
+                &ServiceResult::RolledBack,
+                &ServiceResult::Failed {
+                    reason: "new container p-web-1-0 is not healthy: answered 503".into()
+                },
+                &ServiceResult::RollbackFailed {
+                    reason: "starting container x: gone".into()
+                },
+                &ServiceResult::NotStarted,
+                &ServiceResult::Other("something newer".into()),
+            ]
+        );
+        let actions: Vec<RecordedAction> = record.services.iter().map(|s| s.action).collect();
+        assert_eq!(
+            actions,
+            [
+                RecordedAction::Replace,
+                RecordedAction::Create,
+                RecordedAction::Scale,
+                RecordedAction::Remove,
+                RecordedAction::Unchanged
+            ]
+        );
+        let again = serde_json::to_value(&record).expect("json");
+        for (new, old) in again["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .zip(old["services"].as_array().expect("services"))
+        {
+            assert_eq!(new["result"], old["result"]);
+            assert_eq!(new["action"], old["action"]);
+        }
+        assert_eq!(record.services[0].result, "rolled back");
+        assert_eq!(record.services[1].result.as_str(), "failed");
+        assert_eq!(
+            record.services[1].result,
+            "failed: new container p-web-1-0 is not healthy: answered 503"
+        );
+        assert_ne!(record.services[1].result, "failed");
     }
 
     #[test]
     fn previous_revision_skips_failed_applies() {
         let records = vec![
-            rec(1, Outcome::Succeeded, &[("api", "d1", "rolled")]),
-            rec(2, Outcome::Succeeded, &[("web", "w1", "rolled")]),
-            rec(3, Outcome::RolledBack, &[("api", "bad", "rolled back")]),
-            rec(4, Outcome::Succeeded, &[("api", "d2", "rolled")]),
+            rec(
+                1,
+                Outcome::Succeeded,
+                &[("api", "d1", ServiceResult::Rolled)],
+            ),
+            rec(
+                2,
+                Outcome::Succeeded,
+                &[("web", "w1", ServiceResult::Rolled)],
+            ),
+            rec(
+                3,
+                Outcome::RolledBack,
+                &[("api", "bad", ServiceResult::RolledBack)],
+            ),
+            rec(
+                4,
+                Outcome::Succeeded,
+                &[("api", "d2", ServiceResult::Rolled)],
+            ),
         ];
         let prev = previous_revision(&records, "api").expect("a previous revision");
         assert_eq!(prev.new_digest.as_deref(), Some("d1"));

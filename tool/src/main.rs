@@ -514,10 +514,10 @@ fn finish_apply(
             // The failure's text appears once: in the error at the end, which the service
             // results lead up to.
             for s in &report.record.services {
-                let result = if s.result.starts_with("failed:") {
-                    "failed"
+                let result = if s.result.is_failed() {
+                    s.result.as_str().to_owned()
                 } else {
-                    s.result.as_str()
+                    s.result.to_string()
                 };
                 eprintln!("  {}: {result}", s.service);
             }

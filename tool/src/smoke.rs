@@ -96,7 +96,7 @@ async fn run(
         network: "bridge".into(),
     };
     let prober = health::Prober::new(engine, "smoke-test");
-    let result = health::wait_healthy(&prober, id, Some(&check), &target).await;
+    let result = health::wait_healthy(engine, &prober, id, Some(&check), &target).await;
     prober.close().await;
     Ok(result.map_err(|u| u.reason))
 }

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::engine::{DockerHealth, RunState};
+use std::future::Future;
+
+use crate::engine::{ContainerDetails, ContainerEngine, DockerHealth, RunState};
 use crate::manifest::HealthCheck;
 use crate::probe::ProbeFailure;
 pub use crate::probe::{http_client, Prober};
@@ -30,9 +32,32 @@ pub struct Unhealthy {
     pub reason: String,
 }
 
+/// Runs one health check against a container: the [`Prober`], or an in-memory one in tests.
+pub trait Probe: Sync {
+    /// Runs `check` once against the container `d`, reached on `network`.
+    fn check_once(
+        &self,
+        d: &ContainerDetails,
+        check: &HealthCheck,
+        network: &str,
+    ) -> impl Future<Output = Result<(), ProbeFailure>> + Send;
+}
+
+impl Probe for Prober<'_> {
+    async fn check_once(
+        &self,
+        d: &ContainerDetails,
+        check: &HealthCheck,
+        network: &str,
+    ) -> Result<(), ProbeFailure> {
+        Prober::check_once(self, d, check, network).await
+    }
+}
+
 /// Waits until the container `id` is healthy or `deadline` passes. Returns the time it took.
 pub async fn wait_healthy(
-    prober: &Prober<'_>,
+    engine: &impl ContainerEngine,
+    prober: &impl Probe,
     id: &str,
     check: Option<&HealthCheck>,
     target: &ProbeTarget,
@@ -42,7 +67,7 @@ pub async fn wait_healthy(
     let mut last = String::from("not checked yet");
     let mut running_since: Option<Instant> = None;
     loop {
-        match prober.engine().inspect_container(id).await {
+        match engine.inspect_container(id).await {
             Err(e) => last = format!("inspecting the container failed: {e}"),
             Ok(d) if d.restart_count > 0 => {
                 return Err(Unhealthy {

@@ -6,23 +6,26 @@
 //! ("retired") once its replacement is healthy, and removed at the end. A failed apply starts
 //! the retired containers again, so the fleet returns to exactly the containers it had.
 
+mod error;
+mod execute;
+#[cfg(test)]
+mod fake;
 pub mod health;
-
-use std::collections::BTreeMap;
-
-use futures::future::join_all;
+mod roll;
+#[cfg(test)]
+mod tests;
 
 use crate::engine::{Engine, EngineError};
 use crate::history::{self, Kind, Outcome, Record, ServiceRecord};
 use crate::lock::{self, LockError, LockInfo};
-use crate::manifest::{FailureAction, ImageRef, Manifest, UpdateOrder};
+use crate::manifest::Manifest;
 use crate::observe::{self, ObserveError};
-use crate::plan::{self, Action, Plan, PlanError, ServicePlan};
+use crate::plan::{self, Plan, PlanError};
 use crate::progress::Progress;
 use crate::registry::RegistryClient;
-use crate::spec::ContainerSpec;
 
-use health::{ProbeTarget, Unhealthy};
+pub use error::{Cause, Failure, PrepareError, RollError, UndoError};
+use execute::{Executed, Executor};
 
 /// Settings of one apply that do not come from the manifest.
 #[derive(Debug, Clone)]
@@ -81,7 +84,8 @@ pub enum ApplyError {
 pub struct ApplyReport {
     pub plan: Plan,
     pub record: Record,
-    /// Why it failed, with the failed container's last log lines; `None` on success.
+    /// Why it failed, with the failed container's last log lines, as printed (the text of a
+    /// [`Failure`]); `None` on success.
     pub failure: Option<String>,
 }
 
@@ -212,14 +216,19 @@ async fn apply_locked(
         }
         None => plan::compute(manifest, &observed),
     };
-    let exec = Executor::new(engine, registry, options, progress, &plan.project);
-    let (services, outcome, failure) = if plan.has_changes() {
+    let Executed {
+        services,
+        outcome,
+        failure,
+    } = if plan.has_changes() {
         progress.line(plan::render_human(&plan, options.color).trim_end());
-        let done = exec.execute(&plan).await;
-        exec.probe.close().await;
-        done
+        execute(engine, registry, options, progress, &plan).await
     } else {
-        (Vec::new(), Outcome::NoChanges, None)
+        Executed {
+            services: Vec::new(),
+            outcome: Outcome::NoChanges,
+            failure: None,
+        }
     };
     let record = started.finish(&plan.project, outcome, services);
     if outcome != Outcome::NoChanges {
@@ -228,7 +237,7 @@ async fn apply_locked(
     Ok(ApplyReport {
         plan,
         record,
-        failure,
+        failure: failure.map(|f| f.to_string()),
     })
 }
 
@@ -275,76 +284,55 @@ async fn rollback_locked(
             why: "no successful apply to roll back; see `deployer history`".into(),
         });
     }
-    let current = observe::project_containers(engine, project).await?;
-    let mut plan_services = Vec::new();
+    let mut revisions = Vec::new();
     for name in &targets {
         let prev =
             history::previous_revision(&records, name).ok_or_else(|| ApplyError::Rollback {
                 what: name.clone(),
                 why: "no earlier successful revision in the history; see `deployer history`".into(),
             })?;
-        let mut specs = prev.specs.clone();
-        for spec in &mut specs {
-            restore_secrets_by_name(manifest, spec)?;
-        }
-        let cur: Vec<_> = current.iter().filter(|c| &c.service == name).collect();
-        plan_services.push(ServicePlan {
+        revisions.push(plan::Revision {
             service: name.clone(),
-            action: Action::Replace {
-                reasons: vec![plan::ReplaceReason::ConfigChanged {
-                    fields: vec!["rollback".into()],
-                    changes: Vec::new(),
-                }],
-            },
             image: prev.image.clone(),
             image_digest: prev.new_digest.clone(),
-            desired: specs,
-            current: cur
-                .iter()
-                .map(|c| plan::CurrentContainer {
-                    id: c.id.clone(),
-                    name: c.name.clone(),
-                    replica: c
-                        .labels
-                        .get(crate::labels::REPLICA)
-                        .and_then(|r| r.parse().ok()),
-                    image_digest: c.labels.get(crate::labels::IMAGE_DIGEST).cloned(),
-                    spec_hash: c.labels.get(crate::labels::SPEC_HASH).cloned(),
-                    state: c.state,
-                    health: c.health,
-                })
-                .collect(),
-            update: manifest
-                .services
-                .get(name.as_str())
-                .map(|s| s.update.clone()),
-            depends_on: Vec::new(),
+            specs: prev.specs.clone(),
         });
     }
-    let plan = Plan {
-        format_version: plan::FORMAT_VERSION,
-        project: project.to_string(),
-        fingerprint: String::new(),
-        manifests: manifest.sources.clone(),
-        deploy_order: vec![targets.clone()],
-        services: plan_services,
-        networks_to_create: Vec::new(),
-        volumes_to_create: Vec::new(),
-        summary: plan::Summary {
-            replace: targets.len(),
-            ..Default::default()
-        },
-    };
-    let exec = Executor::new(engine, registry, options, progress, project);
-    let (services, outcome, failure) = exec.execute(&plan).await;
-    exec.probe.close().await;
+    let current = observe::project_containers(engine, project).await?;
+    let plan =
+        plan::for_rollback(manifest, revisions, &current).map_err(|e| ApplyError::Rollback {
+            what: e.service.clone(),
+            why: e.to_string(),
+        })?;
+    let Executed {
+        services,
+        outcome,
+        failure,
+    } = execute(engine, registry, options, progress, &plan).await;
     let record = started.finish(project, outcome, services);
     history::save(engine, &record).await?;
     Ok(ApplyReport {
         plan,
         record,
-        failure,
+        failure: failure.map(|f| f.to_string()),
     })
+}
+
+/// Carries out `plan` on the Docker Engine, probing through a [`health::Prober`] that is
+/// closed afterwards.
+async fn execute(
+    engine: &Engine,
+    registry: &RegistryClient,
+    options: &ApplyOptions,
+    progress: &Progress,
+    plan: &Plan,
+) -> Executed {
+    let prober = health::Prober::new(engine, &plan.project);
+    let done = Executor::new(engine, &prober, registry, options, progress)
+        .execute(plan)
+        .await;
+    prober.close().await;
+    done
 }
 
 /// When an apply or rollback began, and who ran it: the history record in the making.
@@ -389,810 +377,5 @@ fn report_takeover(lock: &lock::Lock, progress: &Progress) {
             "took over the stale deploy lock of {}@{} since {} (`{}`, pid {}): that process no longer runs",
             old.holder, old.host, old.since, old.command, old.pid
         ));
-    }
-}
-
-fn restore_secrets_by_name(
-    manifest: &Manifest,
-    spec: &mut ContainerSpec,
-) -> Result<(), ApplyError> {
-    let service = manifest.services.get(spec.service.as_str());
-    for (name, secret) in spec.secrets.iter_mut() {
-        let fresh = service.and_then(|s| s.secrets.get(name)).ok_or_else(|| {
-            ApplyError::Rollback {
-                what: spec.service.clone(),
-                why: format!(
-                    "the earlier revision uses secret {name}, which the manifest no longer provides; add it back to roll back"
-                ),
-            }
-        })?;
-        *secret = fresh.clone();
-    }
-    Ok(())
-}
-
-/// What an apply did to one service, so it can be committed or undone.
-#[derive(Debug, Default)]
-struct Rolled {
-    service: String,
-    /// New containers started (and healthy, unless the service failed).
-    new: Vec<String>,
-    /// Old containers stopped: removed on commit, started again on undo.
-    retired: Vec<String>,
-    /// Old containers taken out of the service's DNS alias before they were stopped: (id,
-    /// network, aliases it had there), given back on undo.
-    unaliased: Vec<(String, String, Vec<String>)>,
-    /// Containers that were not running to begin with (left over by an interrupted apply):
-    /// removed on commit, left as they are on undo.
-    leftovers: Vec<String>,
-    /// Roll order used: stop-first services stop new containers before restarting old ones.
-    stop_first: bool,
-    probe: Option<crate::manifest::HealthCheck>,
-    probe_target: Option<ProbeTarget>,
-}
-
-struct Executor<'a> {
-    engine: &'a Engine,
-    registry: &'a RegistryClient,
-    progress: &'a Progress,
-    probe: health::Prober<'a>,
-    log_lines: usize,
-    interrupt: std::sync::Arc<std::sync::atomic::AtomicI32>,
-}
-
-impl<'a> Executor<'a> {
-    fn new(
-        engine: &'a Engine,
-        registry: &'a RegistryClient,
-        options: &ApplyOptions,
-        progress: &'a Progress,
-        project: &str,
-    ) -> Self {
-        Executor {
-            engine,
-            registry,
-            progress,
-            probe: health::Prober::new(engine, project),
-            log_lines: options.log_lines,
-            interrupt: options.interrupt.clone(),
-        }
-    }
-
-    /// Carries out `plan`. Returns per-service records, the outcome and the failure if any.
-    async fn execute(&self, plan: &Plan) -> (Vec<ServiceRecord>, Outcome, Option<String>) {
-        let mut records: BTreeMap<String, ServiceRecord> = plan
-            .services
-            .iter()
-            .filter(|s| s.action != Action::Unchanged)
-            .map(|s| (s.service.clone(), service_record(s)))
-            .collect();
-        let finish = |records: BTreeMap<String, ServiceRecord>| records.into_values().collect();
-
-        // 1. Images, networks, volumes: nothing has changed if any of these fails.
-        if let Err(e) = self.prepare(plan).await {
-            for r in records.values_mut() {
-                r.result = "not started".into();
-            }
-            return (
-                finish(records),
-                Outcome::RolledBack,
-                Some(format!("{e}; nothing was changed")),
-            );
-        }
-
-        // 2. Roll level by level; services of one level in parallel.
-        let mut done: Vec<Rolled> = Vec::new();
-        let mut failures: Vec<String> = Vec::new();
-        for level in &plan.deploy_order {
-            if let Some(why) = self.interrupted() {
-                failures.push(format!("{why} before rolling {}", level.join(", ")));
-                break;
-            }
-            let work: Vec<&ServicePlan> = level
-                .iter()
-                .filter_map(|name| plan.services.iter().find(|s| &s.service == name))
-                .filter(|s| {
-                    matches!(
-                        s.action,
-                        Action::Create | Action::Replace { .. } | Action::Scale { .. }
-                    )
-                })
-                .collect();
-            let results = join_all(work.iter().map(|sp| self.roll_service(sp))).await;
-            for (rolled, err) in results {
-                if let Some(r) = records.get_mut(&rolled.service) {
-                    r.result = match &err {
-                        None => "rolled".into(),
-                        Some(e) => format!("failed: {}", first_line(e)),
-                    };
-                }
-                if let Some(e) = err {
-                    failures.push(format!("service {}: {e}", rolled.service));
-                }
-                done.push(rolled);
-            }
-            if !failures.is_empty() {
-                break;
-            }
-        }
-
-        let paused = plan.services.iter().any(|s| {
-            records
-                .get(&s.service)
-                .is_some_and(|r| r.result.starts_with("failed"))
-                && s.update.as_ref().map(|u| u.failure_action) == Some(FailureAction::Pause)
-        });
-        if !failures.is_empty() && paused {
-            // A failing service asked for `failure_action: pause`: keep what was rolled.
-            for rolled in &done {
-                for id in &rolled.retired {
-                    let _ = self.engine.remove_container(id).await;
-                }
-            }
-            for r in records.values_mut() {
-                if r.result.is_empty() {
-                    r.result = "not started".into();
-                }
-            }
-            failures.push(
-                "failure_action is pause: services rolled before the failure keep their new version"
-                    .into(),
-            );
-            return (finish(records), Outcome::Failed, Some(failures.join("\n")));
-        }
-        if !failures.is_empty() {
-            // 3a. Undo every service rolled by this apply, newest first.
-            let mut clean = true;
-            for rolled in done.iter().rev() {
-                match self.undo(rolled).await {
-                    Ok(()) => {
-                        if let Some(r) = records.get_mut(&rolled.service) {
-                            if r.result == "rolled" {
-                                r.result = "rolled back".into();
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        clean = false;
-                        // The reason is printed once, with the service results at the end.
-                        self.progress
-                            .service(&rolled.service, "rolling back FAILED");
-                        if let Some(r) = records.get_mut(&rolled.service) {
-                            r.result = format!("rollback failed: {e}");
-                        }
-                    }
-                }
-            }
-            for r in records.values_mut() {
-                if r.result.is_empty() {
-                    r.result = "not started".into();
-                }
-            }
-            let outcome = if clean {
-                Outcome::RolledBack
-            } else {
-                Outcome::Failed
-            };
-            return (finish(records), outcome, Some(failures.join("\n")));
-        }
-
-        // 3b. Commit: remove retired containers, then orphans.
-        let mut commit_errors = Vec::new();
-        for rolled in &done {
-            for id in &rolled.retired {
-                if let Err(e) = self.engine.remove_container(id).await {
-                    commit_errors.push(e.to_string());
-                }
-            }
-            for id in &rolled.leftovers {
-                if let Err(e) = self.engine.remove_container(id).await {
-                    commit_errors.push(e.to_string());
-                }
-            }
-            let removed = rolled.retired.len() + rolled.leftovers.len();
-            if removed > 0 {
-                self.progress.service(
-                    &rolled.service,
-                    format!("removed {removed} old container(s)"),
-                );
-            }
-        }
-        for sp in plan.services.iter().filter(|s| s.action == Action::Remove) {
-            self.progress
-                .service(&sp.service, "removing (no longer in the manifest)");
-            for c in &sp.current {
-                let res = async {
-                    self.engine.stop_container(&c.id, None).await?;
-                    self.engine.remove_container(&c.id).await
-                }
-                .await;
-                if let Err(e) = res {
-                    commit_errors.push(e.to_string());
-                }
-            }
-            if let Some(r) = records.get_mut(&sp.service) {
-                r.result = "rolled".into();
-            }
-        }
-        if !commit_errors.is_empty() {
-            return (
-                finish(records),
-                Outcome::Failed,
-                Some(format!(
-                    "the new containers run, but cleaning up old ones failed: {}",
-                    commit_errors.join("; ")
-                )),
-            );
-        }
-        (finish(records), Outcome::Succeeded, None)
-    }
-
-    async fn prepare(&self, plan: &Plan) -> Result<(), String> {
-        let mut pulled = std::collections::BTreeSet::new();
-        for sp in &plan.services {
-            if !matches!(
-                sp.action,
-                Action::Create | Action::Replace { .. } | Action::Scale { .. }
-            ) {
-                continue;
-            }
-            let Some(spec) = sp.desired.first() else {
-                continue;
-            };
-            let reference = observe::create_reference(&spec.image, sp.image_digest.as_deref());
-            if !pulled.insert(reference.clone()) {
-                continue;
-            }
-            self.ensure_image(&spec.image, &reference).await?;
-        }
-        for n in &plan.networks_to_create {
-            self.progress
-                .line(format!("creating network {}", n.engine_name));
-            self.engine
-                .create_network(&n.engine_name, &n.labels)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        for v in &plan.volumes_to_create {
-            self.progress
-                .line(format!("creating volume {}", v.engine_name));
-            self.engine
-                .create_volume(&v.engine_name, &v.labels)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    }
-
-    async fn ensure_image(&self, image: &ImageRef, reference: &str) -> Result<(), String> {
-        if self
-            .engine
-            .image(reference)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
-            return Ok(());
-        }
-        let Some(host) = &image.registry else {
-            return Err(ObserveError::MissingLocalImage {
-                images: vec![image.as_str().to_string()],
-            }
-            .to_string());
-        };
-        let auth = self
-            .registry
-            .credentials(host)
-            .map_err(|e| e.to_string())?
-            .map(|c| crate::engine::PullAuth {
-                username: c.username,
-                password: c.secret,
-                server: host.clone(),
-            });
-        let mut bar = self.progress.pull(reference);
-        let res = self
-            .engine
-            .pull(reference, auth.as_ref(), &mut |e| bar.event(e))
-            .await;
-        bar.finish();
-        res.map_err(|e| e.to_string())
-    }
-
-    /// Rolls one service; returns what was done and the failure, if any.
-    async fn roll_service(&self, sp: &ServicePlan) -> (Rolled, Option<String>) {
-        let Some(first) = sp.desired.first() else {
-            return (
-                Rolled {
-                    service: sp.service.clone(),
-                    ..Default::default()
-                },
-                None,
-            );
-        };
-        let publishes_host_port = first.ports.iter().any(|p| p.host_port.is_some());
-        let order = sp.update.as_ref().map(|u| u.order).unwrap_or_default();
-        let stop_first = order == UpdateOrder::StopFirst || publishes_host_port;
-        let parallelism = sp
-            .update
-            .as_ref()
-            .map_or(1, |u| u.parallelism.max(1) as usize);
-        let drain = sp
-            .update
-            .as_ref()
-            .map_or(crate::manifest::DEFAULT_DRAIN, |u| u.drain);
-        // A fresh service has nobody serving its alias yet; in every other roll a new
-        // container joins the alias only once it is healthy.
-        let late_alias = !matches!(sp.action, Action::Create);
-        let how_to = Retire {
-            grace: first.stop_grace_period,
-            drain,
-        };
-        let probe_target = ProbeTarget {
-            network: first
-                .networks
-                .first()
-                .map(|n| n.network.clone())
-                .unwrap_or_default(),
-        };
-        let mut rolled = Rolled {
-            service: sp.service.clone(),
-            stop_first,
-            probe: first.health.clone(),
-            probe_target: Some(probe_target.clone()),
-            ..Default::default()
-        };
-        let reference = observe::create_reference(&first.image, sp.image_digest.as_deref());
-        let digest = sp.image_digest.clone().unwrap_or_default();
-
-        // Replicas that already run what they should (an interrupted apply rolled them) are
-        // kept; the others are rolled, each replacing the containers of its replica.
-        let correct: std::collections::BTreeSet<&String> =
-            plan::correct_replicas(&sp.desired, &sp.current, sp.image_digest.as_deref())
-                .into_values()
-                .map(|c| &c.id)
-                .collect();
-        let to_start: Vec<&ContainerSpec> = sp
-            .desired
-            .iter()
-            .filter(|d| {
-                !sp.current
-                    .iter()
-                    .any(|c| c.replica == Some(d.replica) && correct.contains(&c.id))
-            })
-            .collect();
-        let to_retire: Vec<Vec<String>> = to_start
-            .iter()
-            .map(|d| {
-                sp.current
-                    .iter()
-                    .filter(|c| c.replica == Some(d.replica))
-                    .map(|c| c.id.clone())
-                    .collect()
-            })
-            .collect();
-        let verb = match &sp.action {
-            Action::Create => "creating".to_string(),
-            Action::Scale { from, to } => format!("scaling {from} -> {to}"),
-            _ => "replacing".to_string(),
-        };
-        let how = if matches!(sp.action, Action::Replace { .. }) {
-            if publishes_host_port {
-                " (stop-first: it publishes a fixed host port, so old and new cannot run side by side)"
-            } else if stop_first {
-                " (stop-first)"
-            } else {
-                " (start-first)"
-            }
-        } else {
-            ""
-        };
-        self.progress.service(&sp.service, format!("{verb}{how}"));
-
-        // Replicas in groups of `parallelism`.
-        let pairs: Vec<(&ContainerSpec, Vec<String>)> = to_start
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (*s, to_retire.get(i).cloned().unwrap_or_default()))
-            .collect();
-        for group in pairs.chunks(parallelism) {
-            if let Some(why) = self.interrupted() {
-                self.progress
-                    .service(&sp.service, format!("stopped: {why}"));
-                return (rolled, Some(format!("{why}; not every replica was rolled")));
-            }
-            let results = join_all(group.iter().map(|(spec, olds)| {
-                self.roll_replica(
-                    spec,
-                    olds,
-                    &reference,
-                    &digest,
-                    stop_first,
-                    late_alias,
-                    &how_to,
-                    &probe_target,
-                )
-            }))
-            .await;
-            let mut failure = None;
-            for r in results {
-                rolled.new.extend(r.new);
-                rolled.retired.extend(r.retired);
-                rolled.unaliased.extend(r.unaliased);
-                if let Some(e) = r.error {
-                    failure.get_or_insert(e);
-                }
-            }
-            if let Some(e) = failure {
-                // The reason is printed once, in the apply's error at the end.
-                self.progress.service(&sp.service, "FAILED");
-                return (rolled, Some(e));
-            }
-        }
-        // Containers beyond the desired replicas (or duplicates) go once the rest is rolled.
-        let paired: std::collections::BTreeSet<&String> = to_retire.iter().flatten().collect();
-        let extra: Vec<&plan::CurrentContainer> = sp
-            .current
-            .iter()
-            .filter(|c| !paired.contains(&c.id) && !correct.contains(&c.id))
-            .filter(|c| !rolled.retired.contains(&c.id))
-            .collect();
-        let (running, stopped): (Vec<_>, Vec<_>) = extra
-            .into_iter()
-            .partition(|c| c.state == plan::ContainerState::Running);
-        rolled
-            .leftovers
-            .extend(stopped.into_iter().map(|c| c.id.clone()));
-        let running: Vec<String> = running.into_iter().map(|c| c.id.clone()).collect();
-        let mut out = ReplicaResult::default();
-        let retired = self.retire(&running, &how_to, &mut out).await;
-        rolled.retired.extend(out.retired);
-        rolled.unaliased.extend(out.unaliased);
-        if let Err(e) = retired {
-            return (rolled, Some(e));
-        }
-        self.progress.service(&sp.service, "done");
-        (rolled, None)
-    }
-
-    /// Rolls one replica: the new container is created (without the service's DNS alias when
-    /// `late_alias`), started and health-gated, then given the alias; the old ones are retired
-    /// (see [`Executor::retire`]) before that with `stop_first`, else after.
-    #[allow(clippy::too_many_arguments)]
-    async fn roll_replica(
-        &self,
-        spec: &ContainerSpec,
-        olds: &[String],
-        reference: &str,
-        digest: &str,
-        stop_first: bool,
-        late_alias: bool,
-        how_to: &Retire,
-        target: &ProbeTarget,
-    ) -> ReplicaResult {
-        let mut out = ReplicaResult::default();
-        if stop_first {
-            if let Err(e) = self.retire(olds, how_to, &mut out).await {
-                out.error = Some(e);
-                return out;
-            }
-        }
-        let suffix = random_suffix();
-        let id = match self
-            .engine
-            .create_from_spec(spec, reference, digest, &suffix, !late_alias)
-            .await
-        {
-            Ok(id) => id,
-            Err(e) => {
-                out.error = Some(e.to_string());
-                return out;
-            }
-        };
-        let name = spec.container_name(&suffix);
-        if let Err(e) = self.engine.start_container(&id).await {
-            let _ = self.engine.remove_container(&id).await;
-            out.error = Some(explain_start_error(&e, spec));
-            return out;
-        }
-        let wait = health::wait_healthy(&self.probe, &id, spec.health.as_ref(), target);
-        let interrupted = async {
-            loop {
-                if let Some(why) = self.interrupted() {
-                    return why;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        };
-        let healthy = tokio::select! {
-            r = wait => r,
-            why = interrupted => Err(Unhealthy { reason: why }),
-        };
-        match healthy {
-            Ok(took) => {
-                self.progress.service(
-                    &spec.service,
-                    format!("{name} healthy after {:.3}s", took.as_secs_f64()),
-                );
-            }
-            Err(Unhealthy { reason }) => {
-                let logs = self
-                    .engine
-                    .logs_tail(&id, self.log_lines)
-                    .await
-                    .unwrap_or_else(|e| format!("(logs unavailable: {e})"));
-                let _ = self.engine.remove_container(&id).await;
-                out.error = Some(format!(
-                    "new container {name} is not healthy: {reason}; it was removed{}",
-                    log_tail_text(&logs)
-                ));
-                return out;
-            }
-        }
-        if late_alias {
-            for n in &spec.networks {
-                if let Err(e) = self.engine.set_aliases(&id, &n.network, &n.aliases).await {
-                    let _ = self.engine.remove_container(&id).await;
-                    out.error = Some(format!("new container {name} is healthy, but {e}"));
-                    return out;
-                }
-            }
-        }
-        out.new.push(id);
-        if !stop_first {
-            if let Err(e) = self.retire(olds, how_to, &mut out).await {
-                out.error = Some(e);
-                return out;
-            }
-        }
-        out
-    }
-
-    /// Takes old containers out of service: each leaves the service's DNS alias on every
-    /// network (it stays on the network, under a new address, so it can finish its own work),
-    /// then after `drain` all of them are stopped. Records what it did in `out`.
-    async fn retire(
-        &self,
-        olds: &[String],
-        how: &Retire,
-        out: &mut ReplicaResult,
-    ) -> Result<(), String> {
-        if olds.is_empty() {
-            return Ok(());
-        }
-        for id in olds {
-            let details = self
-                .engine
-                .inspect_container(id)
-                .await
-                .map_err(|e| e.to_string())?;
-            let service = details.labels.get(crate::labels::SERVICE);
-            for (network, aliases) in &details.networks {
-                if !service.is_some_and(|s| aliases.contains(s)) {
-                    continue;
-                }
-                self.engine
-                    .set_aliases(id, network, &[])
-                    .await
-                    .map_err(|e| e.to_string())?;
-                out.unaliased
-                    .push((id.clone(), network.clone(), aliases.clone()));
-            }
-        }
-        if !how.drain.is_zero() {
-            tokio::time::sleep(how.drain).await;
-        }
-        for id in olds {
-            self.engine
-                .stop_container(id, Some(how.grace))
-                .await
-                .map_err(|e| e.to_string())?;
-            out.retired.push(id.clone());
-        }
-        Ok(())
-    }
-
-    /// Puts one service back: its retired containers run again, its new ones are removed.
-    async fn undo(&self, rolled: &Rolled) -> Result<(), String> {
-        if rolled.new.is_empty() && rolled.retired.is_empty() && rolled.unaliased.is_empty() {
-            return Ok(());
-        }
-        self.progress.service(&rolled.service, "rolling back");
-        let remove_new = || async {
-            for id in &rolled.new {
-                let _ = self.engine.stop_container(id, None).await;
-                self.engine
-                    .remove_container(id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok::<(), String>(())
-        };
-        if rolled.stop_first {
-            remove_new().await?;
-        }
-        let target = rolled.probe_target.clone().unwrap_or(ProbeTarget {
-            network: String::new(),
-        });
-        for (id, network, aliases) in &rolled.unaliased {
-            self.engine
-                .set_aliases(id, network, aliases)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        for id in &rolled.retired {
-            self.engine
-                .start_container(id)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        for id in &rolled.retired {
-            let check = self.own_health_check(id, rolled.probe.as_ref()).await;
-            health::wait_healthy(&self.probe, id, check.as_ref(), &target)
-                .await
-                .map_err(|u| {
-                    format!("restarted old container {id} is not healthy: {}", u.reason)
-                })?;
-        }
-        if !rolled.stop_first {
-            remove_new().await?;
-        }
-        self.progress.service(&rolled.service, "rolled back");
-        Ok(())
-    }
-}
-
-impl Executor<'_> {
-    /// `interrupted by SIGINT` (or SIGTERM) once the binary caught one.
-    fn interrupted(&self) -> Option<String> {
-        match self.interrupt.load(std::sync::atomic::Ordering::SeqCst) {
-            0 => None,
-            2 => Some("interrupted by SIGINT".into()),
-            15 => Some("interrupted by SIGTERM".into()),
-            n => Some(format!("interrupted by signal {n}")),
-        }
-    }
-
-    /// The health check an old container was created with, from its `deployer.health` label, so
-    /// an undo checks it by its own spec and not by the new one's. A container created before
-    /// that label existed gets `new_check` when its `health` field hash shows the check did not
-    /// change, else none (it must then only be running, and Docker-healthy if its image says).
-    async fn own_health_check(
-        &self,
-        id: &str,
-        new_check: Option<&crate::manifest::HealthCheck>,
-    ) -> Option<crate::manifest::HealthCheck> {
-        let Ok(details) = self.engine.inspect_container(id).await else {
-            return new_check.cloned();
-        };
-        if let Some(own) = crate::spec::health_from_labels(&details.labels) {
-            return own;
-        }
-        let same = details
-            .labels
-            .get(crate::labels::FIELD_HASHES)
-            .map(|l| crate::spec::decode_field_hashes(l))
-            .and_then(|f| f.get("health").cloned())
-            == Some(crate::spec::health_field_hash(new_check));
-        if same {
-            new_check.cloned()
-        } else {
-            None
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct ReplicaResult {
-    new: Vec<String>,
-    retired: Vec<String>,
-    unaliased: Vec<(String, String, Vec<String>)>,
-    error: Option<String>,
-}
-
-/// How a service's old containers are stopped.
-struct Retire {
-    /// `stop_grace_period`: SIGTERM (or `stop_signal`) to SIGKILL.
-    grace: std::time::Duration,
-    /// Time between leaving the DNS alias and the stop.
-    drain: std::time::Duration,
-}
-
-fn service_record(sp: &ServicePlan) -> ServiceRecord {
-    let action = match sp.action {
-        Action::Create => "create",
-        Action::Replace { .. } => "replace",
-        Action::Scale { .. } => "scale",
-        Action::Remove => "remove",
-        Action::Unchanged => "unchanged",
-    };
-    let first = sp.desired.first();
-    ServiceRecord {
-        service: sp.service.clone(),
-        action: action.into(),
-        image: sp.image.clone(),
-        old_digest: sp.current.first().and_then(|c| c.image_digest.clone()),
-        new_digest: sp.image_digest.clone(),
-        old_spec_hash: sp.current.first().and_then(|c| c.spec_hash.clone()),
-        new_spec_hash: first.map(|s| s.spec_hash.clone()),
-        result: String::new(),
-        specs: sp.desired.clone(),
-        create_reference: first
-            .map(|s| observe::create_reference(&s.image, sp.image_digest.as_deref())),
-    }
-}
-
-fn explain_start_error(e: &EngineError, spec: &ContainerSpec) -> String {
-    let text = e.to_string();
-    if text.contains("port is already allocated") || text.contains("address already in use") {
-        let ports: Vec<String> = spec
-            .ports
-            .iter()
-            .filter_map(|p| p.host_port.map(|h| h.to_string()))
-            .collect();
-        return format!(
-            "host port {} is already in use by another process or container; free it or change `ports` of service {} ({text})",
-            ports.join(", "),
-            spec.service
-        );
-    }
-    text
-}
-
-fn random_suffix() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    format!("{:08x}", h.finish() as u32)
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
-}
-
-/// `. Its last 3 log lines:` and the lines, indented; `, and wrote no log output` when there
-/// are none, so no heading is ever left without lines.
-fn log_tail_text(logs: &str) -> String {
-    let lines: Vec<&str> = logs
-        .trim_end()
-        .lines()
-        .skip_while(|l| l.trim().is_empty())
-        .collect();
-    match lines.len() {
-        0 => ", and wrote no log output".into(),
-        n => format!(
-            ". Its last {}:\n{}",
-            if n == 1 {
-                "log line".to_string()
-            } else {
-                format!("{n} log lines")
-            },
-            lines
-                .iter()
-                .map(|l| format!("    {l}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Regression: a container that wrote nothing left `Its last 20 log lines:` dangling.
-    #[test]
-    fn the_log_heading_appears_only_with_log_lines() {
-        assert_eq!(log_tail_text(""), ", and wrote no log output");
-        assert_eq!(log_tail_text("\n  \n"), ", and wrote no log output");
-        assert_eq!(log_tail_text("one\n"), ". Its last log line:\n    one");
-        assert_eq!(
-            log_tail_text("a\nb\n"),
-            ". Its last 2 log lines:\n    a\n    b"
-        );
     }
 }

@@ -6,9 +6,11 @@
 
 mod check;
 mod error;
+mod image;
 mod input;
 mod interpolate;
 mod types;
+mod units;
 mod yaml;
 
 #[cfg(test)]

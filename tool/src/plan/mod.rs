@@ -5,6 +5,7 @@
 //! volume lists and the image digest resolution; nothing here does IO.
 
 mod render;
+mod rollback;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use crate::spec::{self, ContainerSpec};
 mod tests;
 
 pub use render::{change_text, reason_text, render_human, short_digest, summary_line};
+pub use rollback::{for_rollback, MissingSecret, Revision};
 
 /// Version of the saved-plan and `--output json` format. Bumped on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
