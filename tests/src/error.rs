@@ -25,7 +25,7 @@ pub enum Error {
     Store {
         what: String,
         #[source]
-        source: es_core::ClientError,
+        source: es_client::ClientError,
     },
     #[error("{what}: {detail}")]
     Unexpected { what: String, detail: String },

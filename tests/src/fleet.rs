@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use es_core::EventStoreClient;
+use es_client::EventStoreClient;
 
 use crate::images::{self, SERVICES};
 use crate::registry::LocalRegistry;

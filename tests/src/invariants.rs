@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use banking::{AccountEvent, MoneyTransfer, TransferEvent, TransferState};
-use es_core::{Aggregate, EventStoreClient};
+use es_client::EventStoreClient;
+use es_core::Aggregate;
 
 use crate::bank::Gateway;
 use crate::Error;

@@ -286,19 +286,38 @@ impl Aggregate for Account {
 impl DomainEvent for AccountEvent {
     fn event_type(&self) -> &'static str {
         match self {
-            AccountEvent::AccountOpened { .. } => "AccountOpened",
-            AccountEvent::AccountDebited { .. } => "AccountDebited",
-            AccountEvent::AccountCredited { .. } => "AccountCredited",
+            AccountEvent::AccountOpened { .. } => Self::OPENED,
+            AccountEvent::AccountDebited { .. } => Self::DEBITED,
+            AccountEvent::AccountCredited { .. } => Self::CREDITED,
             AccountEvent::AccountDebitFailedDueToInsufficientFunds { .. } => {
-                "AccountDebitFailedDueToInsufficientFunds"
+                Self::DEBIT_FAILED_DUE_TO_INSUFFICIENT_FUNDS
             }
-            AccountEvent::AccountRefunded { .. } => "AccountRefunded",
-            AccountEvent::AccountClosed {} => "AccountClosed",
+            AccountEvent::AccountRefunded { .. } => Self::REFUNDED,
+            AccountEvent::AccountClosed {} => Self::CLOSED,
         }
     }
 }
 
 impl AccountEvent {
+    // The stored `event_type` of each variant: the one place these names are written.
+    pub const OPENED: &'static str = "AccountOpened";
+    pub const DEBITED: &'static str = "AccountDebited";
+    pub const CREDITED: &'static str = "AccountCredited";
+    pub const DEBIT_FAILED_DUE_TO_INSUFFICIENT_FUNDS: &'static str =
+        "AccountDebitFailedDueToInsufficientFunds";
+    pub const REFUNDED: &'static str = "AccountRefunded";
+    pub const CLOSED: &'static str = "AccountClosed";
+
+    /// Every account event type, in declaration order.
+    pub const TYPES: [&'static str; 6] = [
+        Self::OPENED,
+        Self::DEBITED,
+        Self::CREDITED,
+        Self::DEBIT_FAILED_DUE_TO_INSUFFICIENT_FUNDS,
+        Self::REFUNDED,
+        Self::CLOSED,
+    ];
+
     /// The transfer this event belongs to, if any.
     pub fn transaction_id(&self) -> Option<TransferId> {
         match self {

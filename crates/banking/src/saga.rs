@@ -14,6 +14,21 @@ pub mod purpose {
     pub const RECORD: &str = "saga/record-on-transfer";
 }
 
+/// The transfer events the accounts side of the saga reacts to: those [`account_command_for`]
+/// turns into a command. The accounts service subscribes to exactly these.
+pub const ACCOUNTS_SAGA_EVENT_TYPES: [&str; 2] =
+    [TransferEvent::CREATED, TransferEvent::DEBIT_RECORDED];
+
+/// The account events the transfers side of the saga reacts to: those
+/// [`transfer_command_for`] turns into a command. The transfers service subscribes to exactly
+/// these.
+pub const TRANSFERS_SAGA_EVENT_TYPES: [&str; 4] = [
+    AccountEvent::DEBITED,
+    AccountEvent::DEBIT_FAILED_DUE_TO_INSUFFICIENT_FUNDS,
+    AccountEvent::CREDITED,
+    AccountEvent::REFUNDED,
+];
+
 /// The accounts service's reaction to a transfer event: which account gets which command.
 ///
 /// MoneyTransferCreated debits the from-account; DebitRecorded credits the to-account.

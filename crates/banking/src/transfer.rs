@@ -190,16 +190,32 @@ fn unreachable_create() -> (&'static str, TransferState, &'static [TransferState
 impl DomainEvent for TransferEvent {
     fn event_type(&self) -> &'static str {
         match self {
-            TransferEvent::MoneyTransferCreated(_) => "MoneyTransferCreated",
-            TransferEvent::DebitRecorded(_) => "DebitRecorded",
-            TransferEvent::CreditRecorded(_) => "CreditRecorded",
-            TransferEvent::FailedDebitRecorded(_) => "FailedDebitRecorded",
-            TransferEvent::TransferRefunded(_) => "TransferRefunded",
+            TransferEvent::MoneyTransferCreated(_) => Self::CREATED,
+            TransferEvent::DebitRecorded(_) => Self::DEBIT_RECORDED,
+            TransferEvent::CreditRecorded(_) => Self::CREDIT_RECORDED,
+            TransferEvent::FailedDebitRecorded(_) => Self::FAILED_DEBIT_RECORDED,
+            TransferEvent::TransferRefunded(_) => Self::REFUNDED,
         }
     }
 }
 
 impl TransferEvent {
+    // The stored `event_type` of each variant: the one place these names are written.
+    pub const CREATED: &'static str = "MoneyTransferCreated";
+    pub const DEBIT_RECORDED: &'static str = "DebitRecorded";
+    pub const CREDIT_RECORDED: &'static str = "CreditRecorded";
+    pub const FAILED_DEBIT_RECORDED: &'static str = "FailedDebitRecorded";
+    pub const REFUNDED: &'static str = "TransferRefunded";
+
+    /// Every transfer event type, in declaration order.
+    pub const TYPES: [&'static str; 5] = [
+        Self::CREATED,
+        Self::DEBIT_RECORDED,
+        Self::CREDIT_RECORDED,
+        Self::FAILED_DEBIT_RECORDED,
+        Self::REFUNDED,
+    ];
+
     pub fn details(&self) -> &TransferDetails {
         match self {
             TransferEvent::MoneyTransferCreated(d)

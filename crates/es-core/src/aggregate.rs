@@ -60,6 +60,13 @@ pub trait Aggregate: Default + Clone + std::fmt::Debug + Send + Sync + 'static {
     fn apply(self, event: &Self::Event) -> Self;
 }
 
+/// An aggregate whose state can be saved as a snapshot (serde of the state).
+pub trait Snapshotting: Aggregate + Serialize + DeserializeOwned {
+    /// Bump this when the state's shape or meaning changes: snapshots written with another
+    /// version are ignored and the stream is replayed from its first event instead.
+    const SNAPSHOT_VERSION: u32 = 1;
+}
+
 /// Folds events over the default state: the state of an aggregate with exactly this history.
 pub fn replay<'a, A: Aggregate>(events: impl IntoIterator<Item = &'a A::Event>) -> A {
     events.into_iter().fold(A::default(), A::apply)

@@ -8,6 +8,7 @@ pub mod error;
 pub mod health;
 pub mod healthcheck;
 pub mod metrics;
+pub mod net;
 pub mod serve;
 pub mod service;
 pub mod shutdown;

@@ -1,13 +1,13 @@
 //! Follows the event store's global log from the view's checkpoint (with
-//! [`es_core::follow::Follower`]) and applies each page of events in one transaction with the
+//! [`es_client::follow::Follower`]) and applies each page of events in one transaction with the
 //! new checkpoint.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use es_core::follow::{Follower, Log};
-use es_core::{Backoff, ClientError, EventStoreClient, LogFilter, Poison};
+use es_client::follow::{Follower, Log};
+use es_client::{Backoff, ClientError, EventStoreClient, LogFilter, Poison};
 use tokio::sync::watch;
 
 use crate::db::{DbError, ViewDb};

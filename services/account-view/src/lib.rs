@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use es_core::EventStoreClient;
+use es_client::EventStoreClient;
 use service_kit::{Counter, Listener, ServeError};
 use tokio::sync::watch;
 
@@ -153,7 +153,7 @@ pub enum StartError {
     #[error(transparent)]
     Bind(#[from] service_kit::BindError),
     #[error("invalid EVENT_STORE_URL: {0}")]
-    Store(#[from] es_core::ClientError),
+    Store(#[from] es_client::ClientError),
 }
 
 /// The bound, ready-to-run view.

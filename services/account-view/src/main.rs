@@ -53,7 +53,7 @@ fn rebuild(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let mut db = ViewDb::open(&config.db_path()).context("opening the view database")?;
     db.reset().context("emptying the view")?;
-    let client = es_core::EventStoreClient::new(&config.event_store_url)
+    let client = es_client::EventStoreClient::new(&config.event_store_url)
         .context("reading EVENT_STORE_URL")?;
     let (_, checkpoint) = service::block_on(account_view::catch_up(&client, db))?
         .context("replaying the event log into the view")?;

@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use banking::{Account, AccountEvent, AccountId, CustomerId, Money, TransferId};
-use es_core::{EventStoreClient, ExpectedVersion, Metadata, NewEvent, Repository, StreamId};
+use es_client::{EventStoreClient, Repository};
+use es_core::{ExpectedVersion, Metadata, NewEvent, StreamId};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {

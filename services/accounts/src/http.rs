@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use banking::{Account, AccountCommand, AccountError, AccountId, CustomerId, DomainError, Money};
-use es_core::{ClientError, CommandContext, ExecuteError};
+use es_client::{ClientError, CommandContext, ExecuteError};
 use serde::Deserialize;
 use serde_json::json;
 use service_kit::{ApiJson, AppError, MetricsText};

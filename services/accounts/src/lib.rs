@@ -10,7 +10,7 @@ pub mod saga;
 use std::sync::Arc;
 
 use banking::Account;
-use es_core::{EventStoreClient, Repository};
+use es_client::{EventStoreClient, Repository};
 use service_kit::{Counter, Listener, ServeError};
 
 pub use http::router;
@@ -77,11 +77,11 @@ pub enum StartError {
     #[error(transparent)]
     Bind(#[from] service_kit::BindError),
     #[error("invalid EVENT_STORE_URL: {0}")]
-    Store(#[from] es_core::ClientError),
+    Store(#[from] es_client::ClientError),
 }
 
 /// How many accounts' states the service keeps between commands (see
-/// `es_core::Repository::with_cache`): an account keeps at most 1,000 transaction steps, so
+/// `es_client::Repository::with_cache`): an account keeps at most 1,000 transaction steps, so
 /// this stays within tens of MB.
 const CACHED_ACCOUNTS: usize = 1_000;
 

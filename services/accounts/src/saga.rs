@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use banking::saga::{account_command_for, compensation_for};
 use banking::{Account, AccountError, AccountId, MoneyTransfer, TransferEvent, TransferId};
-use es_core::follow::HandlerError;
-use es_core::partitioned::{self, PartitionedGroup};
-use es_core::{
-    Aggregate, CommandContext, DecodeError, EventEnvelope, ExecuteError, Poison, StreamId,
-};
+use es_client::follow::HandlerError;
+use es_client::partitioned::{self, PartitionedGroup};
+use es_client::{CommandContext, ExecuteError, Poison};
+use es_core::{Aggregate, DecodeError, EventEnvelope, StreamId};
 
 use crate::AppState;
 
@@ -19,7 +18,7 @@ use crate::AppState;
 pub const GROUP: &str = "accounts-saga";
 
 /// The transfer events this handler reacts to.
-pub const EVENT_TYPES: [&str; 2] = ["MoneyTransferCreated", "DebitRecorded"];
+pub const EVENT_TYPES: [&str; 2] = banking::saga::ACCOUNTS_SAGA_EVENT_TYPES;
 
 /// The saga's poison policy: a reaction left out would lose a debit, credit or refund, so an
 /// event the handler keeps failing on (one that does not decode, a request the store refuses) is
@@ -62,7 +61,7 @@ pub async fn run(
         poison: POISON,
     };
     let client = state.accounts.client().clone();
-    es_core::partitioned::run(
+    es_client::partitioned::run(
         client,
         group,
         target_account,

@@ -21,7 +21,7 @@ pub struct PlainHttp {
 
 impl HttpConnector for PlainHttpConnector {
     fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
-        let client = es_core::net::client_builder()
+        let client = service_kit::net::client_builder()
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(60))
             .build()

@@ -102,7 +102,7 @@ impl StoreClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let http = es_core::net::client_builder()
+        let http = service_kit::net::client_builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(90))
             .build()

@@ -10,8 +10,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use es_core::follow::{Follower, Page, Source};
-use es_core::{Backoff, Poison};
+use es_client::follow::{Follower, Page, Source};
+use es_client::{Backoff, Poison};
 use service_kit::{Counter, Gauge};
 use tokio::sync::mpsc;
 

@@ -104,7 +104,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let client = es_core::net::client_builder()
+        let client = service_kit::net::client_builder()
             .pool_max_idle_per_host(256)
             .build()?;
         let upstream = |name: &'static str, url: &str| {

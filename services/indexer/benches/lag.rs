@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use banking::{AccountEvent, AccountId, CustomerId, Money, TransferDetails, TransferEvent};
-use es_core::{EventStoreClient, ExpectedVersion, Metadata, NewEvent, StreamId};
+use es_client::EventStoreClient;
+use es_core::{ExpectedVersion, Metadata, NewEvent, StreamId};
 use hdrhistogram::Histogram;
 use indexer::{Application, Config, FeedSettings};
 use tokio::sync::oneshot;

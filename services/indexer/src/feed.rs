@@ -9,8 +9,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use es_core::follow::{Follower, Log};
-use es_core::{ClientError, EventStoreClient, LogFilter, Poison, SubscriptionSpec};
+use es_client::follow::{Follower, Log};
+use es_client::{ClientError, EventStoreClient, LogFilter, Poison, SubscriptionSpec};
 use service_kit::{Counter, Gauge};
 
 use crate::entry::{self, EVENT_TYPES};

@@ -18,7 +18,7 @@ pub use index::{Hit, IndexError, IndexFeeder, QueryError, SearchIndex, SearchRes
 
 use std::future::Future;
 
-use es_core::{ClientError, EventStoreClient};
+use es_client::{ClientError, EventStoreClient};
 use service_kit::{Listener, ServeError, Workers};
 
 /// Why the service could not start.

@@ -9,7 +9,8 @@ use banking::{
     Account, AccountId, AccountStatus, DomainError, Money, TransferCommand, TransferDetails,
     TransferError, TransferId,
 };
-use es_core::{ClientError, CommandContext, ExecuteError, StreamId};
+use es_client::{ClientError, CommandContext, ExecuteError};
+use es_core::StreamId;
 use serde::Deserialize;
 use serde_json::json;
 use service_kit::{ApiJson, AppError, MetricsText};

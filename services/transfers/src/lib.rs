@@ -10,7 +10,7 @@ pub mod saga;
 use std::sync::Arc;
 
 use banking::{Account, AccountId, MoneyTransfer};
-use es_core::{EventStoreClient, Repository};
+use es_client::{EventStoreClient, Repository};
 use service_kit::{Counter, Listener, ServeError};
 
 pub use http::router;
@@ -99,11 +99,11 @@ pub enum StartError {
     #[error(transparent)]
     Bind(#[from] service_kit::BindError),
     #[error("invalid EVENT_STORE_URL: {0}")]
-    Store(#[from] es_core::ClientError),
+    Store(#[from] es_client::ClientError),
 }
 
 /// How many transfers' states the service keeps between the steps of their sagas (see
-/// `es_core::Repository::with_cache`); a transfer's state is a few hundred bytes.
+/// `es_client::Repository::with_cache`); a transfer's state is a few hundred bytes.
 const CACHED_TRANSFERS: usize = 10_000;
 
 /// The bound, ready-to-run service.

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use banking::saga::{purpose, transfer_command_for};
 use banking::{AccountEvent, MoneyTransfer, TransferError, TransferId};
-use es_core::follow::HandlerError;
-use es_core::partitioned::{self, PartitionedGroup};
-use es_core::{CommandContext, DecodeError, EventEnvelope, ExecuteError, Poison, StreamId};
+use es_client::follow::HandlerError;
+use es_client::partitioned::{self, PartitionedGroup};
+use es_client::{CommandContext, ExecuteError, Poison};
+use es_core::{DecodeError, EventEnvelope, StreamId};
 
 use crate::AppState;
 
@@ -18,12 +19,7 @@ use crate::AppState;
 pub const GROUP: &str = "transfers-saga";
 
 /// The account events this handler reacts to.
-pub const EVENT_TYPES: [&str; 4] = [
-    "AccountDebited",
-    "AccountDebitFailedDueToInsufficientFunds",
-    "AccountCredited",
-    "AccountRefunded",
-];
+pub const EVENT_TYPES: [&str; 4] = banking::saga::TRANSFERS_SAGA_EVENT_TYPES;
 
 /// The saga's poison policy, as in the accounts service: an event the handler keeps failing on
 /// is tried again a few times, then the saga stops and `/health` answers 503, rather than leave a
@@ -66,7 +62,7 @@ pub async fn run(
         poison: POISON,
     };
     let client = state.transfers.client().clone();
-    es_core::partitioned::run(
+    es_client::partitioned::run(
         client,
         group,
         // An event that does not decode gets a lane of its own, where its handler fails.

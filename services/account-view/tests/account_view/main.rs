@@ -6,7 +6,8 @@ mod process;
 use std::time::Duration;
 
 use banking::{Account, AccountEvent, AccountId, Money, TransferId};
-use es_core::{EventStoreClient, ExpectedVersion, Metadata, NewEvent, StreamId};
+use es_client::EventStoreClient;
+use es_core::{ExpectedVersion, Metadata, NewEvent, StreamId};
 use event_store::testing::TestStore;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;

@@ -38,7 +38,7 @@ async fn the_rebuild_subcommand_replays_the_log_and_exits() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = TestStore::start().await;
     let store_url = store.url().to_owned();
-    let client = es_core::EventStoreClient::new(&store_url).expect("client");
+    let client = es_client::EventStoreClient::new(&store_url).expect("client");
     let stream =
         es_core::StreamId::parse("Account-6f1c2b9e-0000-4000-8000-000000000001").expect("id");
     let opened = banking::AccountEvent::AccountOpened {

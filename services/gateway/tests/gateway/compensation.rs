@@ -2,7 +2,8 @@
 //! ends FAILED_AND_REFUNDED. No money vanishes.
 
 use banking::{AccountId, Money, MoneyTransfer, TransferCommand, TransferDetails, TransferId};
-use es_core::{CommandContext, Repository, StreamId};
+use es_client::{CommandContext, Repository};
+use es_core::StreamId;
 
 use crate::fleet::{Fleet, Options};
 

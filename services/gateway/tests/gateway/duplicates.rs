@@ -10,12 +10,12 @@ use crate::fleet::{Fleet, Options};
 async fn deliver_twice(fleet: &Fleet, events: &[EventEnvelope]) {
     let client = fleet.store_client();
     let accounts_state = accounts::AppState {
-        accounts: es_core::Repository::new(client.clone()).with_snapshots(3),
+        accounts: es_client::Repository::new(client.clone()).with_snapshots(3),
         metrics: Default::default(),
     };
     let transfers_state = transfers::AppState {
-        transfers: es_core::Repository::new(client.clone()),
-        accounts: es_core::Repository::new(client),
+        transfers: es_client::Repository::new(client.clone()),
+        accounts: es_client::Repository::new(client),
         known_accounts: Default::default(),
         metrics: Default::default(),
     };
@@ -159,7 +159,7 @@ async fn a_duplicate_older_than_the_accounts_memory_is_dropped_by_the_store() {
         .find(|e| e.stream_id.as_str() == format!("MoneyTransfer-{t}") && e.version == 1)
         .expect("the MoneyTransferCreated event");
     let state = accounts::AppState {
-        accounts: es_core::Repository::new(client.clone()).with_snapshots(20),
+        accounts: es_client::Repository::new(client.clone()).with_snapshots(20),
         metrics: Default::default(),
     };
     accounts::saga::handle(&state, &created)

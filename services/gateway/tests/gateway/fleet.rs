@@ -217,14 +217,14 @@ pub async fn call(
 impl Fleet {
     /// Starts both saga handlers (for fleets spawned with `sagas: false`).
     pub fn start_sagas(&self) {
-        let client = es_core::EventStoreClient::new(&self.store).expect("store url");
+        let client = es_client::EventStoreClient::new(&self.store).expect("store url");
         let accounts_state = accounts::AppState {
-            accounts: es_core::Repository::new(client.clone()).with_snapshots(100),
+            accounts: es_client::Repository::new(client.clone()).with_snapshots(100),
             metrics: Default::default(),
         };
         let transfers_state = transfers::AppState {
-            transfers: es_core::Repository::new(client.clone()),
-            accounts: es_core::Repository::new(client),
+            transfers: es_client::Repository::new(client.clone()),
+            accounts: es_client::Repository::new(client),
             known_accounts: Default::default(),
             metrics: Default::default(),
         };
@@ -238,8 +238,8 @@ impl Fleet {
         ));
     }
 
-    pub fn store_client(&self) -> es_core::EventStoreClient {
-        es_core::EventStoreClient::new(&self.store).expect("store url")
+    pub fn store_client(&self) -> es_client::EventStoreClient {
+        es_client::EventStoreClient::new(&self.store).expect("store url")
     }
 
     /// Every event in the store's global log, in order.

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use banking::{AccountEvent, AccountId, CustomerId, Money, TransferDetails, TransferEvent};
-use es_core::{EventStoreClient, ExpectedVersion, Metadata, NewEvent, StreamId};
+use es_client::EventStoreClient;
+use es_core::{ExpectedVersion, Metadata, NewEvent, StreamId};
 use event_store::testing::TestStore;
 use serde_json::Value;
 use service_kit::testing::{ServiceProcess, Signal};

@@ -2,7 +2,8 @@
 //! expected version proves it current, and a refusal or duplicate is decided on the store's
 //! current state.
 
-use es_core::{CommandContext, Repository, StreamId};
+use es_client::{CommandContext, Repository};
+use es_core::StreamId;
 use uuid::Uuid;
 
 use crate::support::{new_stream, TestStore, Wallet, WalletCommand};

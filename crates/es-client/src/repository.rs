@@ -13,20 +13,16 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::client::{ClientError, EventStoreClient, RetryPolicy, Snapshot, StreamQuery};
-use crate::envelope::{derived_event_id, EventEnvelope, ExpectedVersion, Metadata, NewEvent};
-use crate::{Aggregate, DomainEvent, StreamId};
+use es_core::{
+    derived_event_id, Aggregate, DomainEvent, EventEnvelope, ExpectedVersion, Metadata, NewEvent,
+    Snapshotting, StreamId,
+};
 
-/// An aggregate whose state can be saved as a snapshot (serde of the state).
-pub trait Snapshotting: Aggregate + Serialize + DeserializeOwned {
-    /// Bump this when the state's shape or meaning changes: snapshots written with another
-    /// version are ignored and the stream is replayed from its first event instead.
-    const SNAPSHOT_VERSION: u32 = 1;
-}
+use crate::client::{ClientError, EventStoreClient, RetryPolicy, Snapshot, StreamQuery};
 
 /// Loads and changes aggregates of type `A`.
 #[derive(Debug, Clone)]

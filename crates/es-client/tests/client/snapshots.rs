@@ -1,4 +1,4 @@
-use es_core::{Repository, Snapshot};
+use es_client::{Repository, Snapshot};
 use serde_json::json;
 
 use crate::support::{new_stream, TestStore, Wallet, WalletCommand};

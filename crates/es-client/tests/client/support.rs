@@ -2,7 +2,8 @@
 
 use std::sync::LazyLock;
 
-use es_core::{Aggregate, DomainEvent, EventStoreClient, Snapshotting, StreamId, Upcasters};
+use es_client::EventStoreClient;
+use es_core::{Aggregate, DomainEvent, Snapshotting, StreamId, Upcasters};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -145,7 +146,7 @@ impl Snapshotting for Wallet {}
 /// Opens a wallet and makes `deposits` deposits: 1 + deposits events.
 pub async fn write_events(store: &TestStore, deposits: i64) -> StreamId {
     let stream = new_stream();
-    let repository = es_core::Repository::<Wallet>::new(store.client.clone());
+    let repository = es_client::Repository::<Wallet>::new(store.client.clone());
     repository
         .execute(
             &stream,

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use es_core::partitioned::{self, PartitionedGroup};
-use es_core::Poison;
+use es_client::partitioned::{self, PartitionedGroup};
+use es_client::Poison;
 use uuid::Uuid;
 
 use crate::support::{write_events, TestStore};

@@ -10,8 +10,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::envelope::{EventEnvelope, ExpectedVersion, NewEvent, StreamId};
-use crate::schema::{DecodeError, EncodeError};
+use es_core::{DecodeError, EncodeError, EventEnvelope, ExpectedVersion, NewEvent, StreamId};
 
 /// A cheap-to-clone handle on one event store.
 #[derive(Debug, Clone)]
@@ -229,7 +228,7 @@ impl EventStoreClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let http = crate::net::client_builder()
+        let http = service_kit::net::client_builder()
             .connect_timeout(Duration::from_secs(3))
             .build()
             .map_err(|error| invalid(error.to_string()))?;

@@ -4,11 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use es_core::follow::{Follower, Group, Log};
-use es_core::partitioned::{self, PartitionedGroup};
-use es_core::{
-    ClientError, EventEnvelope, ExecuteError, LogFilter, Poison, StreamId, SubscriptionSpec,
-};
+use es_client::follow::{Follower, Group, Log};
+use es_client::partitioned::{self, PartitionedGroup};
+use es_client::{ClientError, ExecuteError, LogFilter, Poison, SubscriptionSpec};
+use es_core::{EventEnvelope, StreamId};
 use uuid::Uuid;
 
 use crate::support::{write_events, TestStore, WalletError};
@@ -97,12 +96,12 @@ async fn a_stop_ends_a_waiting_read() {
 #[tokio::test]
 async fn an_outage_is_retried_counted_and_still_ends_a_read_on_time() {
     // Nothing listens on port 1: every read is an outage.
-    let client = es_core::EventStoreClient::new("http://127.0.0.1:1")
+    let client = es_client::EventStoreClient::new("http://127.0.0.1:1")
         .expect("client")
-        .with_retry(es_core::RetryPolicy::NONE);
+        .with_retry(es_client::RetryPolicy::NONE);
     let hooked = Arc::new(Mutex::new(0u32));
     let mut follower = Follower::new(Log::new(client, LogFilter::default()), 7)
-        .backoff(es_core::Backoff::new(
+        .backoff(es_client::Backoff::new(
             Duration::from_millis(10),
             Duration::from_millis(40),
         ))
@@ -121,7 +120,7 @@ async fn an_outage_is_retried_counted_and_still_ends_a_read_on_time() {
         .expect("the read ends within its wait")
         .expect("an outage is not an error")
         .expect("not stopped");
-    assert_eq!(page, es_core::follow::Page::empty());
+    assert_eq!(page, es_client::follow::Page::empty());
     let outages = follower.outages();
     assert!(outages >= 3, "retried with backoff: {outages}");
     assert_eq!(*hooked.lock().expect("lock"), outages);
@@ -257,7 +256,7 @@ async fn filters_narrow_what_the_group_receives() {
 
 #[test]
 fn an_invalid_group_name_is_refused_up_front() {
-    let client = es_core::EventStoreClient::new("http://127.0.0.1:1").expect("client");
+    let client = es_client::EventStoreClient::new("http://127.0.0.1:1").expect("client");
     let group = Group::new(client, "not a group", every_event());
     assert!(matches!(group, Err(ClientError::InvalidGroup { .. })));
 }
@@ -273,7 +272,7 @@ async fn run_group<H, F, E>(
 where
     H: Fn(EventEnvelope) -> F,
     F: std::future::Future<Output = Result<(), E>>,
-    E: es_core::follow::HandlerError,
+    E: es_client::follow::HandlerError,
 {
     let spec = PartitionedGroup {
         group: group.to_owned(),

@@ -1,4 +1,5 @@
-use es_core::{ExecuteError, ExpectedVersion, Metadata, NewEvent, Repository, RetryPolicy};
+use es_client::{ExecuteError, Repository, RetryPolicy};
+use es_core::{ExpectedVersion, Metadata, NewEvent};
 use std::time::Duration;
 
 use crate::support::{new_stream, TestStore, Wallet, WalletCommand, WalletError, WalletEvent};

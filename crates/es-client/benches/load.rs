@@ -1,12 +1,12 @@
 //! Loading an aggregate with 100,000 events, by full replay and from a snapshot, against an
 //! event store spawned in-process. Prints figures; run with
-//! `cargo bench -p es-core --bench load` (release profile).
+//! `cargo bench -p es-client --bench load` (release profile).
 
 use std::time::{Duration, Instant};
 
+use es_client::{EventStoreClient, Repository};
 use es_core::{
-    Aggregate, DomainEvent, EventStoreClient, ExpectedVersion, Metadata, NewEvent, Repository,
-    Snapshotting, StreamId,
+    Aggregate, DomainEvent, ExpectedVersion, Metadata, NewEvent, Snapshotting, StreamId,
 };
 use event_store::testing::TestStore;
 use serde::{Deserialize, Serialize};

@@ -17,8 +17,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::client::{ClientError, EventStoreClient, LogFilter, LogPage, SubscriptionSpec};
-use crate::envelope::EventEnvelope;
 use crate::repository::ExecuteError;
+use es_core::EventEnvelope;
 
 /// What a consumer does with a poison event: one its handler fails on every time (it does not
 /// decode, or its reaction is refused for good). Each consumer chooses one and says why
@@ -189,7 +189,7 @@ impl Group {
         name: &str,
         spec: SubscriptionSpec,
     ) -> Result<Self, ClientError> {
-        if crate::StreamId::parse(name).is_err() {
+        if es_core::StreamId::parse(name).is_err() {
             return Err(ClientError::InvalidGroup {
                 name: name.to_owned(),
             });

@@ -1,4 +1,5 @@
-use es_core::{derived_event_id, CommandContext, EventEnvelope, Repository, StreamQuery};
+use es_client::{CommandContext, Repository, StreamQuery};
+use es_core::{derived_event_id, EventEnvelope};
 
 use crate::support::{new_stream, TestStore, Wallet, WalletCommand};
 
@@ -7,7 +8,7 @@ async fn on_opened(
     repository: &Repository<Wallet>,
     bonus_stream: &es_core::StreamId,
     trigger: &EventEnvelope,
-) -> es_core::Executed<Wallet> {
+) -> es_client::Executed<Wallet> {
     repository
         .execute_with(
             bonus_stream,

@@ -14,7 +14,8 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use crate::follow::{Backoff, Follower, Group, HandlerError, Poison, Verdict};
-use crate::{ClientError, EventEnvelope, EventStoreClient, LogFilter, SubscriptionSpec};
+use crate::{ClientError, EventStoreClient, LogFilter, SubscriptionSpec};
+use es_core::EventEnvelope;
 use futures::future::join_all;
 use uuid::Uuid;
 

@@ -1,8 +1,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use es_core::partitioned::{self, PartitionedGroup};
-use es_core::{EventEnvelope, EventStoreClient, Poison, Repository, RetryPolicy};
+use es_client::partitioned::{self, PartitionedGroup};
+use es_client::{EventStoreClient, Poison, Repository, RetryPolicy};
+use es_core::EventEnvelope;
 
 use event_store::testing::TestStore;
 

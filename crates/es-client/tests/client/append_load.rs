@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use es_core::{ClientError, ExpectedVersion, Metadata, NewEvent, Repository, StreamQuery};
+use es_client::{ClientError, Repository, StreamQuery};
+use es_core::{ExpectedVersion, Metadata, NewEvent};
 
 use crate::support::{new_stream, TestStore, Wallet, WalletCommand, WalletEvent};
 
