@@ -3,7 +3,8 @@
 //! (so their containers fail the health gate); every other container passes any health check.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -36,6 +37,8 @@ struct State {
     log: Vec<String>,
     /// Starts that may still happen before a start hangs for ever (`None`: no limit).
     starts_left: Option<usize>,
+    /// After this many more starts, the flag is set to 2, as the binary does on SIGINT.
+    interrupt: Option<(usize, Arc<AtomicI32>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +84,11 @@ impl FakeEngine {
     /// After `n` more starts, a start never returns (as if the deployer was killed there).
     pub fn hang_after_starts(&self, n: usize) {
         self.lock().starts_left = (n != usize::MAX).then_some(n);
+    }
+
+    /// After `n` more starts, `flag` is set as on SIGINT.
+    pub fn interrupt_after_starts(&self, n: usize, flag: Arc<AtomicI32>) {
+        self.lock().interrupt = Some((n, flag));
     }
 
     /// Every container, oldest first.
@@ -312,6 +320,16 @@ impl ContainerEngine for FakeEngine {
         };
         if hang {
             std::future::pending::<()>().await;
+        }
+        {
+            let mut state = self.lock();
+            if let Some((n, flag)) = &mut state.interrupt {
+                if *n == 0 {
+                    flag.store(2, Ordering::SeqCst);
+                } else {
+                    *n -= 1;
+                }
+            }
         }
         let failing = self.lock().failing.clone();
         self.with(id, "starting", |c, log| {

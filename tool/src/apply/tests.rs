@@ -302,6 +302,77 @@ async fn a_rollback_returns_to_the_previous_revision() {
     assert_eq!(engine.containers().len(), 5);
 }
 
+/// SIGINT while a new container waits for its health check: the run starts nothing new, the
+/// container is removed as a failed one, and everything this run rolled is put back.
+#[tokio::test]
+async fn an_interrupt_mid_roll_undoes_the_run() {
+    let engine = FakeEngine::default();
+    apply(&engine, &fleet(1, "rollback")).await;
+    let before = running(&engine);
+    let options = ApplyOptions::default();
+    // db and two services of the next level start; the third start is interrupted.
+    engine.interrupt_after_starts(3, options.interrupt.clone());
+
+    let v2 = fleet(2, "rollback");
+    let plan = plan::compute(&v2, &engine.observe(&v2));
+    let done = execute(&engine, &plan, &options).await;
+
+    assert_eq!(done.outcome, Outcome::RolledBack);
+    let text = done.failure.as_ref().expect("a failure").to_string();
+    assert!(text.contains("interrupted by SIGINT"), "{text}");
+    assert_eq!(running(&engine), before);
+    assert_eq!(engine.containers().len(), 5);
+    let results = results(&done);
+    assert_eq!(*results["db"], ServiceResult::RolledBack);
+    assert!(
+        results.values().any(|r| r.is_failed()),
+        "the interrupted service failed: {results:?}"
+    );
+}
+
+/// Stop-first stops the old container before the new one starts; start-first starts the new
+/// one, gives it the service's alias once healthy, and only then takes the old one out.
+#[tokio::test]
+async fn the_update_order_decides_when_the_old_container_stops() {
+    for order in ["stop-first", "start-first"] {
+        let engine = FakeEngine::default();
+        let manifest = |v: u32| {
+            load(&format!(
+                "project: shop\nservices:\n  web:\n    image: web:{v}\n    drain: 0s\n    health: {{port: 80}}\n    update: {{order: {order}}}\n"
+            ))
+        };
+        apply(&engine, &manifest(1)).await;
+        let old = engine.running("web")[0].name.clone();
+        let from = engine.log().len();
+
+        let (_, done) = apply(&engine, &manifest(2)).await;
+
+        assert_eq!(
+            done.outcome,
+            Outcome::Succeeded,
+            "{order}: {:?}",
+            done.failure
+        );
+        let new = engine.running("web")[0].name.clone();
+        let log = &engine.log()[from..];
+        let at = |line: &str| {
+            log.iter()
+                .position(|l| l == line)
+                .unwrap_or_else(|| panic!("{order}: no `{line}` in {log:#?}"))
+        };
+        let (stop_old, start_new) = (at(&format!("stop {old}")), at(&format!("start {new}")));
+        let old_leaves = at(&format!("aliases {old} shop-default []"));
+        let new_joins = at(&format!("aliases {new} shop-default [\"web\"]"));
+        assert!(old_leaves < stop_old, "{order}: {log:#?}");
+        assert!(start_new < new_joins, "{order}: {log:#?}");
+        if order == "stop-first" {
+            assert!(stop_old < start_new, "{log:#?}");
+        } else {
+            assert!(new_joins < old_leaves, "{log:#?}");
+        }
+    }
+}
+
 /// Regression: a container that wrote nothing left `Its last 20 log lines:` dangling.
 #[test]
 fn the_log_heading_appears_only_with_log_lines() {
