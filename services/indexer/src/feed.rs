@@ -10,7 +10,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use es_client::follow::{Follower, Log};
-use es_client::{ClientError, EventStoreClient, LogFilter, Poison, SubscriptionSpec};
+use es_client::{ClientError, EventStoreClient, Poison};
+use event_store_api::{EventFilter, SubscriptionSpec};
 use service_kit::{Counter, Gauge};
 
 use crate::entry::{self, EVENT_TYPES};
@@ -67,8 +68,8 @@ impl Default for FeedSettings {
 }
 
 /// The filter of the events the indexer reads.
-pub fn filter() -> LogFilter {
-    LogFilter {
+pub fn filter() -> EventFilter {
+    EventFilter {
         event_types: Some(EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect()),
         stream_prefix: None,
     }
