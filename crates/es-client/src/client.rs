@@ -4,13 +4,19 @@
 
 use std::time::Duration;
 
+use event_store_api::{
+    path, AckRequest, AppendRequest, ErrorBody, ImportRequest, ImportResponse, Subscription,
+    WrongExpectedVersionBody,
+};
 use rand::Rng;
 use reqwest::{Method, StatusCode, Url};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use es_core::{DecodeError, EncodeError, EventEnvelope, ExpectedVersion, NewEvent, StreamId};
+
+pub use event_store_api::SubscriptionSpec;
 
 /// A cheap-to-clone handle on one event store.
 #[derive(Debug, Clone)]
@@ -31,14 +37,7 @@ pub struct RetryPolicy {
 }
 
 /// What the store answered to an append.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub struct AppendResult {
-    /// The stream's version after the append.
-    pub version: u64,
-    /// The global position of the last event appended (or already stored).
-    #[serde(default)]
-    pub position: u64,
-}
+pub type AppendResult = event_store_api::AppendResponse;
 
 /// Which events of a stream to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,49 +52,16 @@ pub struct StreamQuery {
 }
 
 /// One page of a stream.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct StreamPage {
-    pub stream_id: StreamId,
-    /// The stream's version (its last event's version; 0 when it does not exist).
-    pub version: u64,
-    pub events: Vec<EventEnvelope>,
-}
+pub type StreamPage = event_store_api::StreamPage<EventEnvelope>;
 
 /// One page of the global log, or of a consumer group's pending events.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct LogPage {
-    pub events: Vec<EventEnvelope>,
-    /// The position of the newest event in the log, when the store reports it.
-    #[serde(default)]
-    pub head: Option<u64>,
-}
+pub type LogPage = event_store_api::LogPage<EventEnvelope>;
 
 /// Which events of the global log to read, or a consumer group receives.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct LogFilter {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_types: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stream_prefix: Option<String>,
-}
-
-/// A consumer group's definition: its filter, and optionally a checkpoint to set.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SubscriptionSpec {
-    #[serde(flatten)]
-    pub filter: LogFilter,
-    /// Sets the group's checkpoint: delivery continues after this position. Left out, a new
-    /// group starts at the beginning of the log and an existing group keeps its checkpoint.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub start_position: Option<u64>,
-}
+pub type LogFilter = event_store_api::EventFilter;
 
 /// A saved aggregate state: the stream version it includes and the serialised state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Snapshot {
-    pub version: u64,
-    pub state: Value,
-}
+pub type Snapshot = event_store_api::Snapshot<Value>;
 
 /// What went wrong talking to the event store.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +131,13 @@ pub enum ClientError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+impl ClientError {
+    /// Whether the store is away (worth waiting out) rather than refusing.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Unreachable { .. } | Self::Unavailable { .. })
+    }
 }
 
 impl Default for RetryPolicy {
@@ -264,25 +237,16 @@ impl EventStoreClient {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult, ClientError> {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            expected_version: ExpectedVersion,
-            events: &'a [NewEvent],
-        }
-        #[derive(Deserialize)]
-        struct Conflict {
-            current_version: u64,
-        }
-        let url = self.url(&["streams", stream.as_str(), "events"])?;
-        let body = Body {
+        let url = self.url(&path::stream_events(stream.as_str()))?;
+        let body = AppendRequest {
             expected_version: expected,
-            events,
+            events: events.iter().collect::<Vec<_>>(),
         };
         let reply = self
             .call(Method::POST, url, |request| request.json(&body), None)
             .await?;
         if reply.status == StatusCode::CONFLICT {
-            if let Ok(conflict) = serde_json::from_slice::<Conflict>(&reply.body) {
+            if let Ok(conflict) = serde_json::from_slice::<WrongExpectedVersionBody>(&reply.body) {
                 return Err(ClientError::WrongExpectedVersion {
                     stream: stream.clone(),
                     expected,
@@ -299,7 +263,7 @@ impl EventStoreClient {
         stream: &StreamId,
         query: &StreamQuery,
     ) -> Result<StreamPage, ClientError> {
-        let url = self.url(&["streams", stream.as_str(), "events"])?;
+        let url = self.url(&path::stream_events(stream.as_str()))?;
         let mut params = vec![
             ("from_version", query.from_version.to_string()),
             ("limit", query.limit.to_string()),
@@ -342,18 +306,25 @@ impl EventStoreClient {
         wait: Duration,
         filter: &LogFilter,
     ) -> Result<LogPage, ClientError> {
-        let url = self.url(&["events"])?;
+        self.read_all_as(after, limit, wait, filter).await
+    }
+
+    /// Like [`Self::read_all_filtered`], with the events read as `E` (such as raw JSON, to keep
+    /// them byte-exact).
+    pub async fn read_all_as<E: DeserializeOwned>(
+        &self,
+        after: u64,
+        limit: usize,
+        wait: Duration,
+        filter: &LogFilter,
+    ) -> Result<event_store_api::LogPage<E>, ClientError> {
+        let url = self.url(&path::EVENTS)?;
         let mut params = vec![
             ("after", after.to_string()),
             ("limit", limit.to_string()),
             ("wait_ms", wait.as_millis().to_string()),
         ];
-        if let Some(types) = &filter.event_types {
-            params.push(("event_types", types.join(",")));
-        }
-        if let Some(prefix) = &filter.stream_prefix {
-            params.push(("stream_prefix", prefix.clone()));
-        }
+        params.extend(filter.to_query());
         self.call(
             Method::GET,
             url,
@@ -366,7 +337,7 @@ impl EventStoreClient {
 
     /// The latest snapshot of a stream, if any.
     pub async fn snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, ClientError> {
-        let url = self.url(&["streams", stream.as_str(), "snapshot"])?;
+        let url = self.url(&path::stream_snapshot(stream.as_str()))?;
         let reply = self.call(Method::GET, url, |request| request, None).await?;
         if reply.status == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -380,7 +351,7 @@ impl EventStoreClient {
         stream: &StreamId,
         snapshot: &Snapshot,
     ) -> Result<(), ClientError> {
-        let url = self.url(&["streams", stream.as_str(), "snapshot"])?;
+        let url = self.url(&path::stream_snapshot(stream.as_str()))?;
         self.call(Method::PUT, url, |request| request.json(snapshot), None)
             .await?
             .success()
@@ -388,10 +359,19 @@ impl EventStoreClient {
 
     /// Creates or updates a consumer group.
     pub async fn subscribe(&self, group: &str, spec: &SubscriptionSpec) -> Result<(), ClientError> {
+        self.register(group, spec).await.map(|_| ())
+    }
+
+    /// Creates or updates a consumer group and returns it as the store holds it.
+    pub async fn register(
+        &self,
+        group: &str,
+        spec: &SubscriptionSpec,
+    ) -> Result<Subscription, ClientError> {
         let url = self.group_url(group, None)?;
         self.call(Method::PUT, url, |request| request.json(spec), None)
             .await?
-            .success()
+            .json()
     }
 
     /// Whether a consumer group exists.
@@ -412,11 +392,27 @@ impl EventStoreClient {
         limit: usize,
         wait: Duration,
     ) -> Result<LogPage, ClientError> {
+        self.poll_group_as(group, None, limit, wait).await
+    }
+
+    /// Like [`Self::poll_group`], with the events read as `E` and, when `after` is given, from
+    /// after that position instead of the group's checkpoint (for a consumer that keeps its own
+    /// cursor).
+    pub async fn poll_group_as<E: DeserializeOwned>(
+        &self,
+        group: &str,
+        after: Option<u64>,
+        limit: usize,
+        wait: Duration,
+    ) -> Result<event_store_api::LogPage<E>, ClientError> {
         let url = self.group_url(group, Some("events"))?;
-        let params = [
+        let mut params = vec![
             ("limit", limit.to_string()),
             ("wait_ms", wait.as_millis().to_string()),
         ];
+        if let Some(after) = after {
+            params.push(("after", after.to_string()));
+        }
         self.call(
             Method::GET,
             url,
@@ -429,26 +425,44 @@ impl EventStoreClient {
 
     /// Moves the group's checkpoint to `position`: every event up to it is handled.
     pub async fn ack(&self, group: &str, position: u64) -> Result<(), ClientError> {
-        #[derive(Serialize)]
-        struct Body {
-            position: u64,
-        }
         let url = self.group_url(group, Some("ack"))?;
-        let body = Body { position };
+        let body = AckRequest { position };
         self.call(Method::POST, url, |request| request.json(&body), None)
             .await?
             .success()
     }
 
+    /// Imports `events`, whole envelopes with their own positions, versions and times
+    /// (`POST /import`, for restores). The store accepts them only if they continue its log
+    /// exactly, and answers a repeat of an import it holds with the stored result, so a retry is
+    /// safe. No events is no request.
+    pub async fn import<E: Serialize>(&self, events: &[E]) -> Result<ImportResponse, ClientError> {
+        if events.is_empty() {
+            return Ok(ImportResponse {
+                first_position: 0,
+                last_position: 0,
+                events: 0,
+            });
+        }
+        let url = self.url(&path::IMPORT)?;
+        let body = ImportRequest {
+            events: events.iter().collect::<Vec<_>>(),
+        };
+        self.call(Method::POST, url, |request| request.json(&body), None)
+            .await?
+            .json()
+    }
+
     fn group_url(&self, group: &str, tail: Option<&str>) -> Result<Url, ClientError> {
-        if StreamId::parse(group).is_err() {
+        if !event_store_api::is_valid_name(group) {
             return Err(ClientError::InvalidGroup {
                 name: group.to_owned(),
             });
         }
         match tail {
-            Some(tail) => self.url(&["subscriptions", group, tail]),
-            None => self.url(&["subscriptions", group]),
+            Some("ack") => self.url(&path::subscription_ack(group)),
+            Some(_) => self.url(&path::subscription_events(group)),
+            None => self.url(&path::subscription(group)),
         }
     }
 
@@ -544,39 +558,12 @@ fn is_transient_error(error: &reqwest::Error) -> bool {
 }
 
 impl Reply {
-    fn error_body(&self) -> Option<(String, String)> {
-        #[derive(Deserialize)]
-        struct ErrorBody {
-            error: String,
-            #[serde(default)]
-            message: String,
-        }
-        serde_json::from_slice::<ErrorBody>(&self.body)
-            .ok()
-            .map(|body| (body.error, body.message))
-    }
-
     fn error_message(&self) -> String {
-        match self.error_body() {
-            Some((code, message)) if message.is_empty() => code,
-            Some((_, message)) => message,
-            None => String::from_utf8_lossy(&self.body)
-                .chars()
-                .take(200)
-                .collect(),
-        }
+        ErrorBody::message_of(&self.body)
     }
 
     fn refused(self) -> ClientError {
-        let (code, message) = self.error_body().unwrap_or_else(|| {
-            (
-                "unknown".into(),
-                String::from_utf8_lossy(&self.body)
-                    .chars()
-                    .take(200)
-                    .collect(),
-            )
-        });
+        let (code, message) = ErrorBody::code_and_message(&self.body);
         ClientError::Refused {
             request: format!("{} {}", self.method, self.url),
             status: self.status,
@@ -877,10 +864,8 @@ mod tests {
     #[test]
     fn subscription_spec_wire_format() {
         let spec = SubscriptionSpec {
-            filter: LogFilter {
-                event_types: Some(vec!["AccountDebited".into()]),
-                stream_prefix: None,
-            },
+            event_types: Some(vec!["AccountDebited".into()]),
+            stream_prefix: None,
             start_position: Some(4),
         };
         assert_eq!(

@@ -14,7 +14,7 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use crate::follow::{Backoff, Follower, Group, HandlerError, Poison, Verdict};
-use crate::{ClientError, EventStoreClient, LogFilter, SubscriptionSpec};
+use crate::{ClientError, EventStoreClient, SubscriptionSpec};
 use es_core::EventEnvelope;
 use futures::future::join_all;
 use uuid::Uuid;
@@ -74,10 +74,7 @@ where
         source,
     };
     let subscription = SubscriptionSpec {
-        filter: LogFilter {
-            event_types: Some(spec.event_types.clone()),
-            stream_prefix: None,
-        },
+        event_types: Some(spec.event_types.clone()),
         ..SubscriptionSpec::default()
     };
     let group = Group::new(client, &spec.group, subscription).map_err(store)?;

@@ -1,9 +1,7 @@
 //! Stored events and what travels with them: stream ids, envelopes, metadata, expected versions
 //! and deterministic event ids for idempotent handlers.
 
-use std::fmt;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -11,11 +9,7 @@ use uuid::Uuid;
 use crate::schema::{DecodeError, EncodeError};
 use crate::{Aggregate, DomainEvent};
 
-/// The id of one stream, such as `Account-6f1c...`: 1 to 256 ASCII letters, digits, `-`, `_`,
-/// `.`, `:`, `@`, `$` or `+` (the event store's alphabet), so it goes in a URL path as it is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct StreamId(String);
+pub use event_store_api::{ExpectedVersion, StreamId, StreamIdError};
 
 /// A stored event as the store returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,24 +56,15 @@ pub struct Metadata {
     pub extra: Map<String, Value>,
 }
 
-/// The version an append expects the stream to be at. `Exact(0)` means the stream must not exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpectedVersion {
-    Exact(u64),
-    Any,
-}
-
-/// Why a stream id was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StreamIdError {
-    #[error("stream id is empty; use something like Account-<uuid>")]
-    Empty,
-    #[error("stream id is {len} characters long; the limit is {max}")]
-    TooLong { len: usize, max: usize },
-    #[error(
-        "stream id {id:?} contains {found:?}; use only ASCII letters, digits and - _ . : @ $ +"
-    )]
-    BadCharacter { id: String, found: char },
+/// The stream of aggregate `A` with this id: `<A::TYPE>-<id>`.
+pub fn stream_of<A: Aggregate>(id: Uuid) -> StreamId {
+    // A UUID and `-` are always valid; a bad type name is a programming error caught by any test.
+    StreamId::parse(format!("{}-{}", A::TYPE, id)).unwrap_or_else(|error| {
+        panic!(
+            "Aggregate::TYPE {:?} is no stream id prefix: {error}",
+            A::TYPE
+        )
+    })
 }
 
 /// The deterministic id of an event appended while handling `trigger`, for one `purpose`.
@@ -88,42 +73,6 @@ pub enum StreamIdError {
 /// Use one purpose per kind of reaction (`"debit-from-account"`), plus an index for batches.
 pub fn derived_event_id(trigger: Uuid, purpose: &str) -> Uuid {
     Uuid::new_v5(&trigger, purpose.as_bytes())
-}
-
-impl StreamId {
-    pub const MAX_LEN: usize = 256;
-
-    /// Checks `raw` against the stream-id rules.
-    pub fn parse(raw: impl Into<String>) -> Result<Self, StreamIdError> {
-        let raw = raw.into();
-        if raw.is_empty() {
-            return Err(StreamIdError::Empty);
-        }
-        if raw.len() > Self::MAX_LEN {
-            return Err(StreamIdError::TooLong {
-                len: raw.len(),
-                max: Self::MAX_LEN,
-            });
-        }
-        if let Some(found) = raw.chars().find(|c| {
-            !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@' | '$' | '+'))
-        }) {
-            return Err(StreamIdError::BadCharacter { id: raw, found });
-        }
-        Ok(Self(raw))
-    }
-
-    /// The stream of aggregate `A` with this id: `<A::TYPE>-<id>`.
-    pub fn for_aggregate<A: Aggregate>(id: Uuid) -> Self {
-        // A UUID and `-` are always valid; the type name is checked in debug builds.
-        let stream = Self(format!("{}-{}", A::TYPE, id));
-        debug_assert!(Self::parse(stream.0.clone()).is_ok(), "bad Aggregate::TYPE");
-        stream
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl EventEnvelope {
@@ -176,79 +125,6 @@ impl Metadata {
     }
 }
 
-impl ExpectedVersion {
-    /// The stream must not exist yet.
-    pub const NO_STREAM: ExpectedVersion = ExpectedVersion::Exact(0);
-}
-
-impl fmt::Display for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for StreamId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for StreamId {
-    type Error = StreamIdError;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse(raw)
-    }
-}
-
-impl std::str::FromStr for StreamId {
-    type Err = StreamIdError;
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        Self::parse(raw)
-    }
-}
-
-impl From<StreamId> for String {
-    fn from(id: StreamId) -> Self {
-        id.0
-    }
-}
-
-impl fmt::Display for ExpectedVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExpectedVersion::Exact(version) => write!(f, "{version}"),
-            ExpectedVersion::Any => f.write_str("any"),
-        }
-    }
-}
-
-impl Serialize for ExpectedVersion {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            ExpectedVersion::Exact(version) => serializer.serialize_u64(*version),
-            ExpectedVersion::Any => serializer.serialize_str("any"),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for ExpectedVersion {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Exact(u64),
-            Word(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Exact(version) => Ok(ExpectedVersion::Exact(version)),
-            Raw::Word(word) if word == "any" => Ok(ExpectedVersion::Any),
-            Raw::Word(word) => Err(serde::de::Error::custom(format!(
-                "expected_version must be a number or \"any\", got {word:?}"
-            ))),
-        }
-    }
-}
-
 fn first_schema_version() -> u32 {
     1
 }
@@ -266,32 +142,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn stream_id_rules() {
-        let check = |raw: &str, ok: bool| {
-            assert_eq!(StreamId::parse(raw).is_ok(), ok, "{raw:?}");
-        };
-        check("Account-6f1c2b9e-0000-4000-8000-000000000001", true);
-        check("a.b:c@d_e", true);
-        check("$all+x", true);
-        check("", false);
-        check("has space", false);
-        check("slash/inside", false);
-        check("query?x", false);
-        check("ümlaut", false);
-        check(&"x".repeat(StreamId::MAX_LEN), true);
-        check(&"x".repeat(StreamId::MAX_LEN + 1), false);
-    }
-
-    #[test]
-    fn stream_id_error_says_what_to_use() {
-        let error = StreamId::parse("a b").expect_err("space is refused");
-        assert_eq!(
-            error.to_string(),
-            "stream id \"a b\" contains ' '; use only ASCII letters, digits and - _ . : @ $ +"
-        );
-    }
 
     #[test]
     fn envelope_reads_the_store_format() {
@@ -331,23 +181,6 @@ mod tests {
     }
 
     #[test]
-    fn expected_version_wire_format() {
-        assert_eq!(
-            serde_json::to_value(ExpectedVersion::Exact(4)).ok(),
-            Some(json!(4))
-        );
-        assert_eq!(
-            serde_json::to_value(ExpectedVersion::Any).ok(),
-            Some(json!("any"))
-        );
-        let back: ExpectedVersion = serde_json::from_value(json!("any")).expect("parses");
-        assert_eq!(back, ExpectedVersion::Any);
-        let back: ExpectedVersion = serde_json::from_value(json!(0)).expect("parses");
-        assert_eq!(back, ExpectedVersion::NO_STREAM);
-        assert!(serde_json::from_value::<ExpectedVersion>(json!("some")).is_err());
-    }
-
-    #[test]
     fn derived_ids_are_deterministic_and_distinct_per_trigger_and_purpose() {
         let trigger = Uuid::parse_str("6f1c2b9e-0000-4000-8000-000000000001").expect("uuid");
         let other = Uuid::parse_str("6f1c2b9e-0000-4000-8000-000000000002").expect("uuid");
@@ -377,6 +210,38 @@ mod tests {
         };
         let metadata = Metadata::caused_by(&uncorrelated);
         assert_eq!(metadata.correlation_id, Some(uncorrelated.event_id));
+    }
+
+    #[test]
+    fn an_aggregate_stream_is_its_type_and_id() {
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        enum Happened {
+            Happened {},
+        }
+        impl DomainEvent for Happened {
+            fn event_type(&self) -> &'static str {
+                "Happened"
+            }
+        }
+        #[derive(Debug, Clone, Default)]
+        struct Thing;
+        impl Aggregate for Thing {
+            type Command = ();
+            type Event = Happened;
+            type Error = std::convert::Infallible;
+            const TYPE: &'static str = "Thing";
+            fn handle(&self, (): ()) -> Result<Vec<Self::Event>, Self::Error> {
+                Ok(Vec::new())
+            }
+            fn apply(self, _: &Self::Event) -> Self {
+                self
+            }
+        }
+        let id = Uuid::parse_str("6f1c2b9e-0000-4000-8000-000000000001").expect("uuid");
+        assert_eq!(
+            stream_of::<Thing>(id).as_str(),
+            "Thing-6f1c2b9e-0000-4000-8000-000000000001"
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@ pub mod testing;
 
 pub use aggregate::{replay, Aggregate, DomainEvent, Snapshotting};
 pub use envelope::{
-    derived_event_id, EventEnvelope, ExpectedVersion, Metadata, NewEvent, StreamId, StreamIdError,
+    derived_event_id, stream_of, EventEnvelope, ExpectedVersion, Metadata, NewEvent, StreamId,
+    StreamIdError,
 };
 pub use schema::{DecodeError, EncodeError, EncodedEvent, Upcasters};
 pub use testing::AggregateTest;

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
@@ -15,6 +16,19 @@ use crate::workers::{Stopped, Workers};
 
 /// How long a worker may take to finish after the server has drained.
 const WORKER_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a served process goes on answering 503 after a worker stopped before it exits with
+/// the error, so that the engine's restart policy starts it again (plain Docker does not restart
+/// a container for being unhealthy). Set once per process by the skeleton
+/// ([`crate::service::serve`], from `WORKER_STOP_EXIT_AFTER`); unset, a service stays up and
+/// answers 503 until it is stopped, as services built inside a test do.
+static EXIT_AFTER_WORKER_STOP: OnceLock<Duration> = OnceLock::new();
+
+/// Makes every [`Listener`] bound from now on in this process exit `after` a worker stopped.
+/// The first call wins.
+pub fn exit_after_worker_stop(after: Duration) {
+    let _ = EXIT_AFTER_WORKER_STOP.set(after);
+}
 
 /// A service's port could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +47,7 @@ pub struct Listener {
     inner: TcpListener,
     port: u16,
     workers: Workers,
+    exit_after_worker_stop: Option<Duration>,
 }
 
 impl Listener {
@@ -56,7 +71,15 @@ impl Listener {
             inner,
             port,
             workers: Workers::new(),
+            exit_after_worker_stop: EXIT_AFTER_WORKER_STOP.get().copied(),
         })
+    }
+
+    /// Ends [`Listener::serve`] `after` a worker stopped (`None`: serve, answering 503, until
+    /// the stop signal). The default comes from [`exit_after_worker_stop`].
+    pub fn with_exit_after_worker_stop(mut self, after: Option<Duration>) -> Self {
+        self.exit_after_worker_stop = after;
+        self
     }
 
     /// The bound port (the free one chosen when 0 was asked for).
@@ -72,7 +95,8 @@ impl Listener {
     /// Serves `router`, with `/health` guarded by the workers (503 once one has stopped; see
     /// [`crate::health`]), until `stop` resolves. Then: no new connections, the workers are
     /// told to stop, the requests in flight finish, and the workers get [`WORKER_GRACE`] more
-    /// to finish what they are doing.
+    /// to finish what they are doing. A worker that stops ends serving the same way, after the
+    /// delay set by [`Listener::with_exit_after_worker_stop`], when there is one.
     ///
     /// Ends with [`ServeError::Workers`] when a worker had stopped before `stop`.
     pub async fn serve(
@@ -96,8 +120,25 @@ impl Listener {
         let served = axum::serve(listener, router)
             .with_graceful_shutdown({
                 let workers = workers.clone();
+                let exit_after = self.exit_after_worker_stop;
                 async move {
-                    stop.await;
+                    let worker_stopped = async {
+                        match exit_after {
+                            Some(after) => {
+                                workers.until_stopped(1).await;
+                                tokio::time::sleep(after).await;
+                                tracing::error!(
+                                    "{service} exits {}s after a worker stopped, to be restarted",
+                                    after.as_secs()
+                                );
+                            }
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        () = stop => {}
+                        () = worker_stopped => {}
+                    }
                     workers.stop();
                 }
             })
@@ -314,5 +355,32 @@ mod tests {
             ])
         );
         server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_stops_ends_serving_after_the_set_delay() {
+        let listener = Listener::bind("a test service", [127, 0, 0, 1], 0)
+            .await
+            .expect("binds")
+            .with_exit_after_worker_stop(Some(Duration::from_millis(300)));
+        let port = listener.port();
+        let workers = listener.workers().clone();
+        workers.spawn("test-follower", |_| async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err("the log refused the read")
+        });
+        let server = tokio::spawn(listener.serve(app(), std::future::pending()));
+        workers.until_stopped(1).await;
+        assert_eq!(
+            http_get(port, "/health").await.0,
+            503,
+            "answers 503 until it exits"
+        );
+        let error = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("serving ends without a stop signal")
+            .expect("the server task")
+            .expect_err("the stopped worker is the error");
+        assert!(error.to_string().contains("test-follower"), "{error}");
     }
 }

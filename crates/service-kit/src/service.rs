@@ -12,7 +12,9 @@
 //!
 //! - `serve` (or no subcommand): tracing to stderr, configuration from the environment, a
 //!   multi-threaded runtime, build, then serve until SIGTERM or Ctrl-C
-//!   ([`crate::shutdown_signal`]).
+//!   ([`crate::shutdown_signal`]), or until `WORKER_STOP_EXIT_AFTER` seconds (default 30) after
+//!   a background worker stopped: `/health` answers 503 meanwhile, then the process exits 1 and
+//!   the engine's restart policy starts it again.
 //! - `healthcheck`: `GET /health` on `127.0.0.1:$PORT` without a runtime (Docker's
 //!   HEALTHCHECK in the `FROM scratch` images runs `/service healthcheck`).
 //! - Every error is printed once, as `error: ` and its whole chain, with exit code 1.
@@ -110,8 +112,18 @@ pub fn config<S: Service>() -> anyhow::Result<S::Config> {
     S::from_env().with_context(|| format!("reading the configuration of {}", S::NAME))
 }
 
-/// Builds `S` from `config` and serves it until SIGTERM or Ctrl-C.
+/// How many seconds a service goes on answering 503 after a background worker stopped, before
+/// it exits with an error so that the engine's restart policy starts it again; 0 keeps it up.
+pub const WORKER_STOP_EXIT_AFTER: &str = "WORKER_STOP_EXIT_AFTER";
+
+/// Builds `S` from `config` and serves it until SIGTERM or Ctrl-C, or until
+/// [`WORKER_STOP_EXIT_AFTER`] seconds (30 by default) after a background worker stopped.
 pub fn serve<S: Service>(config: S::Config) -> anyhow::Result<()> {
+    let exit_after: u64 = crate::env_or(WORKER_STOP_EXIT_AFTER, 30)
+        .with_context(|| format!("reading the configuration of {}", S::NAME))?;
+    if exit_after > 0 {
+        crate::serve::exit_after_worker_stop(std::time::Duration::from_secs(exit_after));
+    }
     block_on(async {
         let service = S::build(config)
             .await

@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let client = EventStoreClient::new(store.url())?;
 
     let id = AccountId::new();
-    let stream = StreamId::for_aggregate::<Account>(id.as_uuid());
+    let stream = es_core::stream_of::<Account>(id.as_uuid());
     let started = Instant::now();
     let mut batch = vec![NewEvent::from_event(
         &AccountEvent::AccountOpened {

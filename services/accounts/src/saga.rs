@@ -142,7 +142,7 @@ pub async fn handle(state: &AppState, envelope: &EventEnvelope) -> Result<(), Sa
 
 /// The event store stream of an account.
 pub fn account_stream(id: AccountId) -> StreamId {
-    StreamId::for_aggregate::<Account>(id.as_uuid())
+    es_core::stream_of::<Account>(id.as_uuid())
 }
 
 /// The `<uuid>` of a `<Type>-<uuid>` stream.

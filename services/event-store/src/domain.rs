@@ -1,15 +1,23 @@
 //! Checked request types: raw HTTP bodies are parsed into these, and storage only sees them.
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Longest accepted stream id or group name, in bytes.
-pub const MAX_NAME_LEN: usize = 256;
-/// Longest accepted event type, in bytes.
-pub const MAX_EVENT_TYPE_LEN: usize = 256;
+pub use event_store_api::{
+    is_valid_event_type, is_valid_name, EventFilter, ExpectedVersion, Subscription,
+    SubscriptionSpec, MAX_EVENT_TYPE_LEN, MAX_NAME_LEN,
+};
+
+/// The raw body of `POST /streams/{stream_id}/events`, as sent.
+pub type AppendBody = event_store_api::AppendRequest<EventBody>;
+
+/// The raw body of `POST /import`, as sent: full envelopes, as `GET /events` serves them.
+pub type ImportBody = event_store_api::ImportRequest<ImportEventBody>;
+
+/// A stored snapshot of a stream's state at a version, the state as raw JSON text.
+pub type Snapshot = event_store_api::Snapshot<Box<RawValue>>;
 
 /// Why a name (stream id, group name) or an event was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,12 +66,7 @@ impl InvalidInput {
 }
 
 fn check_name(what: &'static str, value: &str) -> Result<(), InvalidInput> {
-    let ok = !value.is_empty()
-        && value.len() <= MAX_NAME_LEN
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:@$+".contains(&b));
-    if ok {
+    if is_valid_name(value) {
         Ok(())
     } else {
         Err(InvalidInput::Name {
@@ -115,53 +118,6 @@ impl std::fmt::Display for GroupName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// The optimistic-concurrency condition of an append.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpectedVersion {
-    /// Append whatever the stream's version is.
-    Any,
-    /// The version of the stream's last event; 0 means the stream must not exist yet.
-    Exact(u64),
-}
-
-impl<'de> Deserialize<'de> for ExpectedVersion {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ExpectedVisitor;
-        impl Visitor<'_> for ExpectedVisitor {
-            type Value = ExpectedVersion;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a non-negative integer (the stream's current version) or \"any\"")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                if v > i64::MAX as u64 {
-                    return Err(E::invalid_value(de::Unexpected::Unsigned(v), &self));
-                }
-                Ok(ExpectedVersion::Exact(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                u64::try_from(v)
-                    .map(ExpectedVersion::Exact)
-                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                if v == "any" {
-                    Ok(ExpectedVersion::Any)
-                } else {
-                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
-                }
-            }
-        }
-        deserializer.deserialize_any(ExpectedVisitor)
-    }
-}
-
-/// The raw body of `POST /streams/{stream_id}/events`, as sent.
-#[derive(Debug, Deserialize)]
-pub struct AppendBody {
-    pub expected_version: ExpectedVersion,
-    pub events: Vec<EventBody>,
 }
 
 /// One event of an [`AppendBody`], as sent.
@@ -258,12 +214,6 @@ impl AppendBatch {
             .map(|e| e.data.get().len() + e.metadata.get().len())
             .sum()
     }
-}
-
-/// The raw body of `POST /import`, as sent: full envelopes, as `GET /events` serves them.
-#[derive(Debug, Deserialize)]
-pub struct ImportBody {
-    pub events: Vec<ImportEventBody>,
 }
 
 /// One event of an [`ImportBody`]: every field of the stored envelope, all required. The
@@ -560,9 +510,7 @@ fn parse_recorded_at(text: &str) -> Result<OffsetDateTime, String> {
 }
 
 fn event_type_ok(event_type: &str) -> bool {
-    !event_type.is_empty()
-        && event_type.len() <= MAX_EVENT_TYPE_LEN
-        && !event_type.chars().any(char::is_control)
+    is_valid_event_type(event_type)
 }
 
 fn metadata_ok(metadata: &RawValue) -> bool {
@@ -598,81 +546,6 @@ pub struct RecordedEvent {
     pub metadata: Box<RawValue>,
     #[serde(with = "time::serde::rfc3339")]
     pub recorded_at: OffsetDateTime,
-}
-
-/// Which events of the global log a reader wants.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventFilter {
-    /// Only these event types (all when `None`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_types: Option<Vec<String>>,
-    /// Only streams whose id starts with this (all when `None`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream_prefix: Option<String>,
-}
-
-impl EventFilter {
-    pub fn is_empty(&self) -> bool {
-        self.event_types.is_none() && self.stream_prefix.is_none()
-    }
-
-    /// Parses the `event_types=A,B` and `stream_prefix=P` query parameters.
-    pub fn from_query(event_types: Option<&str>, stream_prefix: Option<&str>) -> Self {
-        let event_types = event_types
-            .map(|s| {
-                s.split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .filter(|v| !v.is_empty());
-        let stream_prefix = stream_prefix.filter(|p| !p.is_empty()).map(str::to_owned);
-        Self {
-            event_types,
-            stream_prefix,
-        }
-    }
-
-    pub fn matches(&self, event_type: &str, stream_id: &str) -> bool {
-        self.event_types
-            .as_ref()
-            .is_none_or(|types| types.iter().any(|t| t == event_type))
-            && self
-                .stream_prefix
-                .as_ref()
-                .is_none_or(|p| stream_id.starts_with(p.as_str()))
-    }
-}
-
-/// A stored snapshot of a stream's state at a version.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Snapshot {
-    pub version: u64,
-    pub state: Box<RawValue>,
-}
-
-/// A durable consumer group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Subscription {
-    pub group: String,
-    /// The last acknowledged position; delivery starts after it.
-    pub checkpoint: u64,
-    #[serde(flatten)]
-    pub filter: EventFilter,
-}
-
-/// The body of `PUT /subscriptions/{group}`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct SubscriptionSpec {
-    #[serde(default)]
-    pub event_types: Option<Vec<String>>,
-    #[serde(default)]
-    pub stream_prefix: Option<String>,
-    /// Sets the checkpoint: delivery starts after this position (0 = from the beginning).
-    /// Left out: a new group starts at 0 and an existing group keeps its checkpoint.
-    #[serde(default)]
-    pub start_position: Option<u64>,
 }
 
 #[cfg(test)]
@@ -843,6 +716,39 @@ mod tests {
             &[imported(7, "A", 1, T0)
                 .replace(r#""recorded_at":"2026-11-26T15:00:00Z""#, r#""other":1"#)],
             Err(("invalid_field", "recorded_at", 7)),
+        );
+    }
+
+    /// What the store answers reads as the wire contract's response types.
+    #[test]
+    fn outcomes_are_the_wire_contracts_responses() {
+        let append = AppendOutcome {
+            version: 3,
+            position: 9,
+            duplicate: true,
+        };
+        let json = serde_json::to_string(&append).expect("serialises");
+        assert_eq!(
+            serde_json::from_str::<event_store_api::AppendResponse>(&json).ok(),
+            Some(event_store_api::AppendResponse {
+                version: 3,
+                position: 9
+            })
+        );
+        let import = ImportOutcome {
+            first_position: 4,
+            last_position: 6,
+            events: 3,
+            duplicate: false,
+        };
+        let json = serde_json::to_string(&import).expect("serialises");
+        assert_eq!(
+            serde_json::from_str::<event_store_api::ImportResponse>(&json).ok(),
+            Some(event_store_api::ImportResponse {
+                first_position: 4,
+                last_position: 6,
+                events: 3
+            })
         );
     }
 

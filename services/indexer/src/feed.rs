@@ -92,10 +92,7 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut checkpoint = feeder.search_index().checkpoint()?;
     metrics.indexed_position.set(to_i64(checkpoint));
-    let spec = SubscriptionSpec {
-        filter: filter(),
-        start_position: None,
-    };
+    let spec = SubscriptionSpec::new(filter());
     let mut registered = false;
     let outage = metrics.clone();
     // The follower's cursor is the position read up to.

@@ -10,7 +10,6 @@ use banking::{
     TransferError, TransferId,
 };
 use es_client::{ClientError, CommandContext, ExecuteError};
-use es_core::StreamId;
 use serde::Deserialize;
 use serde_json::json;
 use service_kit::{ApiJson, AppError, MetricsText};
@@ -158,7 +157,7 @@ async fn account_exists(state: &AppState, id: AccountId) -> Result<bool, AppErro
     if state.known_accounts.contains(&id) {
         return Ok(true);
     }
-    let stream = StreamId::for_aggregate::<Account>(id.as_uuid());
+    let stream = es_core::stream_of::<Account>(id.as_uuid());
     let loaded = state.accounts.load(&stream).await.map_err(store_error)?;
     let exists = loaded.state.status != AccountStatus::NotOpened;
     if exists {

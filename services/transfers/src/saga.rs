@@ -112,5 +112,5 @@ pub async fn handle(state: &AppState, envelope: &EventEnvelope) -> Result<(), Sa
 
 /// The event store stream of a transfer.
 pub fn transfer_stream(id: TransferId) -> StreamId {
-    StreamId::for_aggregate::<MoneyTransfer>(id.as_uuid())
+    es_core::stream_of::<MoneyTransfer>(id.as_uuid())
 }

@@ -231,10 +231,8 @@ async fn filters_narrow_what_the_group_receives() {
     let stream = write_events(&store, 2).await;
     write_events(&store, 1).await;
     let spec = SubscriptionSpec {
-        filter: LogFilter {
-            event_types: Some(vec!["Deposited".into()]),
-            stream_prefix: Some(stream.as_str().to_owned()),
-        },
+        event_types: Some(vec!["Deposited".into()]),
+        stream_prefix: Some(stream.as_str().to_owned()),
         start_position: None,
     };
     let group = Group::new(store.client.clone(), &group(), spec).expect("group");

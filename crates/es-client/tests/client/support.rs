@@ -27,7 +27,7 @@ impl TestStore {
 }
 
 pub fn new_stream() -> StreamId {
-    StreamId::for_aggregate::<Wallet>(Uuid::new_v4())
+    es_core::stream_of::<Wallet>(Uuid::new_v4())
 }
 
 /// A wallet: opened, then deposits and withdrawals without overdraft.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use banking::{Account, AccountEvent, AccountId, Money, TransferId};
 use es_client::EventStoreClient;
-use es_core::{ExpectedVersion, Metadata, NewEvent, StreamId};
+use es_core::{ExpectedVersion, Metadata, NewEvent};
 use event_store::testing::TestStore;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +33,7 @@ async fn view(
 }
 
 async fn append(client: &EventStoreClient, id: AccountId, version: u64, event: AccountEvent) {
-    let stream = StreamId::for_aggregate::<Account>(id.as_uuid());
+    let stream = es_core::stream_of::<Account>(id.as_uuid());
     let new = NewEvent::from_event(&event, Metadata::default()).expect("encodes");
     client
         .append(&stream, ExpectedVersion::Exact(version), &[new])

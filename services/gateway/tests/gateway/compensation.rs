@@ -3,7 +3,6 @@
 
 use banking::{AccountId, Money, MoneyTransfer, TransferCommand, TransferDetails, TransferId};
 use es_client::{CommandContext, Repository};
-use es_core::StreamId;
 
 use crate::fleet::{Fleet, Options};
 
@@ -64,7 +63,7 @@ async fn a_missing_to_account_refunds_the_from_account() {
         description: "to nowhere".into(),
     };
     repo.execute_with(
-        &StreamId::for_aggregate::<MoneyTransfer>(t.as_uuid()),
+        &es_core::stream_of::<MoneyTransfer>(t.as_uuid()),
         TransferCommand::Create(details),
         &CommandContext::new_flow(),
     )
