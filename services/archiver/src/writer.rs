@@ -464,7 +464,7 @@ impl Source for GroupEvents {
         let page = self.client.poll(&self.group, after, limit, wait).await?;
         Ok(Page {
             events: page.events,
-            head: Some(page.head),
+            head: page.head,
         })
     }
 
