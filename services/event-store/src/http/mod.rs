@@ -3,25 +3,21 @@
 //! JSON error answers.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use futures::Stream;
 use serde::{Deserialize, Serialize};
 use service_kit::error::route_not_found;
-use service_kit::metrics::GaugeGuard;
-use service_kit::{ApiJson, ApiQuery, AppError, Counter, Gauge, MetricsText};
+use service_kit::{ApiJson, ApiQuery, AppError, Counter, Gauge};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -32,8 +28,7 @@ use crate::domain::{
     Subscription, SubscriptionSpec,
 };
 use crate::storage::{
-    AsOf, CommittedEvents, GlobalQuery, GlobalSlice, ImportConflict, Storage, StorageError,
-    StreamQuery,
+    AsOf, GlobalQuery, GlobalSlice, ImportConflict, Storage, StorageError, StreamQuery,
 };
 
 /// Events per read when a client gives no `limit`.
@@ -42,6 +37,12 @@ pub const DEFAULT_READ_LIMIT: usize = 1000;
 pub const MAX_FILTER_TYPES: usize = 100;
 /// Events fetched per refill of a server-sent-events stream.
 const SSE_BATCH: usize = 512;
+
+mod feed;
+mod operations;
+
+use self::feed::Feed;
+use self::operations::{health, metrics};
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -496,107 +497,6 @@ async fn stream_subscription(
         .into_response())
 }
 
-struct Feed {
-    state: AppState,
-    live: Option<broadcast::Receiver<CommittedEvents>>,
-    head_rx: watch::Receiver<u64>,
-    cursor: u64,
-    filter: EventFilter,
-    buffer: VecDeque<RecordedEvent>,
-    _subscriber: GaugeGuard,
-}
-
-impl Feed {
-    fn into_stream(self) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send {
-        futures::stream::unfold(self, |mut feed| async move {
-            let event = feed.next().await?;
-            Some((Ok(event), feed))
-        })
-    }
-
-    async fn next(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(event) = self.buffer.pop_front() {
-                let id = event.position.to_string();
-                return match SseEvent::default().event("event").id(id).json_data(&event) {
-                    Ok(sse) => Some(sse),
-                    Err(error) => {
-                        tracing::error!(%error, "could not encode an event for a subscriber");
-                        None
-                    }
-                };
-            }
-            let head = *self.head_rx.borrow_and_update();
-            if head > self.cursor {
-                if self.take_live() {
-                    continue;
-                }
-                let query = GlobalQuery {
-                    after: self.cursor,
-                    up_to: head,
-                    limit: SSE_BATCH,
-                    filter: self.filter.clone(),
-                };
-                match self.state.storage().read_all(query).await {
-                    Ok(slice) => {
-                        self.cursor = self.cursor.max(slice.scanned_to);
-                        self.buffer.extend(slice.events);
-                        continue;
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "reading events for a subscriber failed; closing its stream");
-                        return None;
-                    }
-                }
-            }
-            tokio::select! {
-                changed = self.head_rx.changed() => changed.ok()?,
-                () = self.state.inner.shutdown.cancelled() => return None,
-            }
-        }
-    }
-}
-
-impl Feed {
-    /// Takes the next pushed commit if it continues exactly after the cursor; false when there
-    /// is none or there is a gap (lagged or subscribed late), so the caller reads the database.
-    fn take_live(&mut self) -> bool {
-        let Some(live) = &mut self.live else {
-            return false;
-        };
-        loop {
-            match live.try_recv() {
-                Ok(events) => {
-                    let (Some(first), Some(last)) = (events.first(), events.last()) else {
-                        continue;
-                    };
-                    if last.position <= self.cursor {
-                        continue;
-                    }
-                    if first.position > self.cursor + 1 {
-                        return false;
-                    }
-                    self.buffer.extend(
-                        events
-                            .iter()
-                            .filter(|e| e.position > self.cursor)
-                            .filter(|e| self.filter.matches(&e.event_type, &e.stream_id))
-                            .cloned(),
-                    );
-                    self.cursor = last.position;
-                    return true;
-                }
-                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
-                Err(broadcast::error::TryRecvError::Empty) => return false,
-                Err(broadcast::error::TryRecvError::Closed) => {
-                    self.live = None;
-                    return false;
-                }
-            }
-        }
-    }
-}
-
 async fn load_group(state: &AppState, group: GroupName) -> Result<Subscription, AppError> {
     state
         .storage()
@@ -604,114 +504,6 @@ async fn load_group(state: &AppState, group: GroupName) -> Result<Subscription, 
         .await
         .map_err(storage_error)?
         .ok_or_else(|| storage_error(StorageError::UnknownGroup(group.as_str().to_owned())))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Operations
-
-async fn health(State(state): State<AppState>) -> Response {
-    let ping = tokio::time::timeout(Duration::from_secs(2), state.storage().ping()).await;
-    match ping {
-        Ok(Ok(())) => {
-            let head = *state.storage().head().borrow();
-            Json(serde_json::json!({ "status": "ok", "head": head })).into_response()
-        }
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "health check: storage does not answer");
-            unavailable().into_response()
-        }
-        Err(_) => {
-            tracing::warn!("health check: storage did not answer within 2s");
-            unavailable().into_response()
-        }
-    }
-}
-
-fn unavailable() -> AppError {
-    AppError::unavailable(
-        "storage_unavailable",
-        "the storage does not answer; check the data directory and the logs",
-    )
-}
-
-async fn metrics(State(state): State<AppState>) -> Result<MetricsText, AppError> {
-    let head = *state.storage().head().borrow();
-    let subs = state
-        .storage()
-        .list_subscriptions()
-        .await
-        .map_err(storage_error)?;
-    let m = state.metrics();
-    let mut text = MetricsText::new();
-    text.counter(
-        "event_store_appends_total",
-        "Acknowledged append requests, including idempotent repeats.",
-        m.appends.get(),
-    )
-    .counter(
-        "event_store_events_total",
-        "Events written.",
-        m.events.get(),
-    )
-    .counter(
-        "event_store_bytes_total",
-        "Bytes of event data and metadata written.",
-        m.bytes.get(),
-    )
-    .counter(
-        "event_store_duplicate_appends_total",
-        "Appends acknowledged without writing because every event was already stored.",
-        m.duplicate_appends.get(),
-    )
-    .counter(
-        "event_store_wrong_expected_version_total",
-        "Appends rejected with wrong_expected_version.",
-        m.wrong_expected_version.get(),
-    )
-    .counter(
-        "event_store_imports_total",
-        "Acknowledged import requests (POST /import), including idempotent repeats.",
-        m.imports.get(),
-    )
-    .counter(
-        "event_store_imported_events_total",
-        "Events written by imports (also counted in event_store_events_total).",
-        m.imported_events.get(),
-    )
-    .counter(
-        "event_store_commits_total",
-        "Write groups made durable (one fsync each: a journal record, or a SQLite commit for consumer groups and snapshots); appends_total / commits_total is the group-commit factor.",
-        state.storage().commits(),
-    )
-    .gauge(
-        "event_store_subscribers",
-        "Connected subscribers (event streams and waiting long-polls).",
-        m.subscribers.get() as f64,
-    )
-    .gauge(
-        "event_store_head_position",
-        "Global position of the last committed event.",
-        head as f64,
-    )
-    .labelled(
-        "event_store_subscription_lag_events",
-        "gauge",
-        "Events between a consumer group's checkpoint and the head.",
-        subs.iter().map(|s| {
-            (
-                [("group", s.group.as_str())],
-                head.saturating_sub(s.checkpoint) as f64,
-            )
-        }),
-    )
-    .labelled(
-        "event_store_subscription_checkpoint",
-        "gauge",
-        "Last acknowledged position of a consumer group.",
-        subs.iter()
-            .map(|s| ([("group", s.group.as_str())], s.checkpoint as f64)),
-    );
-    Ok(text)
 }
 
 // ---------------------------------------------------------------------------------------------
