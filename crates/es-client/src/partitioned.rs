@@ -14,8 +14,8 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use crate::follow::{Backoff, Follower, Group, HandlerError, Poison, Verdict};
-use crate::{ClientError, EventStoreClient, SubscriptionSpec};
-use es_core::EventEnvelope;
+use crate::{ClientError, EventStoreClient, ExecuteError, SubscriptionSpec};
+use es_core::{DecodeError, EventEnvelope};
 use futures::future::join_all;
 use uuid::Uuid;
 
@@ -28,6 +28,42 @@ pub struct PartitionedGroup {
     pub wait: Duration,
     /// What a handler failure that is not transient leads to.
     pub poison: Poison,
+}
+
+/// Why a saga's reaction to one event failed: the event does not decode (retrying cannot help,
+/// so it counts towards the group's [`Poison`] policy), or the command it caused failed
+/// (transient or not, as [`ExecuteError`] says).
+#[derive(Debug, thiserror::Error)]
+pub enum ReactionError<E: std::error::Error + 'static> {
+    #[error("could not decode {event_type} event {event_id}: {source}")]
+    Decode {
+        event_type: String,
+        event_id: Uuid,
+        #[source]
+        source: DecodeError,
+    },
+    #[error(transparent)]
+    Execute(#[from] ExecuteError<E>),
+}
+
+impl<E: std::error::Error + 'static> ReactionError<E> {
+    /// `envelope` did not decode as the events its saga reacts to.
+    pub fn decode(envelope: &EventEnvelope, source: DecodeError) -> Self {
+        Self::Decode {
+            event_type: envelope.event_type.clone(),
+            event_id: envelope.event_id,
+            source,
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> HandlerError for ReactionError<E> {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Decode { .. } => false,
+            Self::Execute(error) => error.is_transient(),
+        }
+    }
 }
 
 /// Why the loop stopped before it was told to.

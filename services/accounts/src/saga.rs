@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use banking::saga::{account_command_for, compensation_for};
 use banking::{Account, AccountError, AccountId, MoneyTransfer, TransferEvent, TransferId};
-use es_client::follow::HandlerError;
 use es_client::partitioned::{self, PartitionedGroup};
 use es_client::{CommandContext, ExecuteError, Poison};
-use es_core::{Aggregate, DecodeError, EventEnvelope, StreamId};
+use es_core::{Aggregate, EventEnvelope, StreamId};
 
 use crate::AppState;
 
@@ -26,26 +25,7 @@ pub const EVENT_TYPES: [&str; 2] = banking::saga::ACCOUNTS_SAGA_EVENT_TYPES;
 pub const POISON: Poison = Poison::RetryThenStop { attempts: 5 };
 
 /// Why handling one transfer event failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SagaError {
-    #[error("could not decode transfer event {event_id}: {source}")]
-    Decode {
-        event_id: uuid::Uuid,
-        #[source]
-        source: DecodeError,
-    },
-    #[error(transparent)]
-    Execute(#[from] ExecuteError<AccountError>),
-}
-
-impl HandlerError for SagaError {
-    fn is_transient(&self) -> bool {
-        match self {
-            Self::Decode { .. } => false,
-            Self::Execute(error) => error.is_transient(),
-        }
-    }
-}
+pub type SagaError = partitioned::ReactionError<AccountError>;
 
 /// Handles transfer events until `stop` completes; events for different accounts run in
 /// parallel, those for one account in log order.
@@ -99,10 +79,9 @@ pub async fn handle(state: &AppState, envelope: &EventEnvelope) -> Result<(), Sa
     if !EVENT_TYPES.contains(&envelope.event_type.as_str()) {
         return Ok(()); // not one this saga reacts to (its group never delivers it)
     }
-    let event: TransferEvent = envelope.decode().map_err(|source| SagaError::Decode {
-        event_id: envelope.event_id,
-        source,
-    })?;
+    let event: TransferEvent = envelope
+        .decode()
+        .map_err(|source| SagaError::decode(envelope, source))?;
     let Some((account, command, purpose)) = account_command_for(transfer_id, &event) else {
         return Ok(());
     };

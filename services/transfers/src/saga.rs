@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use banking::saga::{purpose, transfer_command_for};
 use banking::{AccountEvent, MoneyTransfer, TransferError, TransferId};
-use es_client::follow::HandlerError;
 use es_client::partitioned::{self, PartitionedGroup};
 use es_client::{CommandContext, ExecuteError, Poison};
-use es_core::{DecodeError, EventEnvelope, StreamId};
+use es_core::{EventEnvelope, StreamId};
 
 use crate::AppState;
 
@@ -27,26 +26,7 @@ pub const EVENT_TYPES: [&str; 4] = banking::saga::TRANSFERS_SAGA_EVENT_TYPES;
 pub const POISON: Poison = Poison::RetryThenStop { attempts: 5 };
 
 /// Why handling one account event failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SagaError {
-    #[error("could not decode account event {event_id}: {source}")]
-    Decode {
-        event_id: uuid::Uuid,
-        #[source]
-        source: DecodeError,
-    },
-    #[error(transparent)]
-    Execute(#[from] ExecuteError<TransferError>),
-}
-
-impl HandlerError for SagaError {
-    fn is_transient(&self) -> bool {
-        match self {
-            Self::Decode { .. } => false,
-            Self::Execute(error) => error.is_transient(),
-        }
-    }
-}
+pub type SagaError = partitioned::ReactionError<TransferError>;
 
 /// Handles account events until `stop` completes; events of different transfers run in
 /// parallel, those of one transfer in log order.
@@ -87,10 +67,9 @@ pub async fn handle(state: &AppState, envelope: &EventEnvelope) -> Result<(), Sa
     if !EVENT_TYPES.contains(&envelope.event_type.as_str()) {
         return Ok(()); // not one this saga reacts to (its group never delivers it)
     }
-    let event: AccountEvent = envelope.decode().map_err(|source| SagaError::Decode {
-        event_id: envelope.event_id,
-        source,
-    })?;
+    let event: AccountEvent = envelope
+        .decode()
+        .map_err(|source| SagaError::decode(envelope, source))?;
     let Some((transfer_id, command)) = transfer_command_for(&event) else {
         return Ok(());
     };
