@@ -4,6 +4,8 @@
 pub mod account;
 pub mod domain;
 pub mod saga;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transfer;
 
 pub use account::{Account, AccountCommand, AccountError, AccountEvent, AccountStatus};

@@ -2,6 +2,7 @@ use banking::saga::{
     account_command_for, compensation_for, transfer_command_for, ACCOUNTS_SAGA_EVENT_TYPES,
     TRANSFERS_SAGA_EVENT_TYPES,
 };
+use banking::testing::{every_account_event, every_transfer_event};
 use banking::{
     AccountCommand, AccountError, AccountEvent, AccountId, Money, TransferCommand, TransferDetails,
     TransferEvent, TransferId,
@@ -111,69 +112,6 @@ fn account_events_are_recorded_on_their_transfer() {
     for (event, expected) in cases {
         assert_eq!(transfer_command_for(&event), expected, "{event:?}");
     }
-}
-
-/// Every account event, one per variant; the match makes a new variant a compile error here.
-fn every_account_event() -> Vec<AccountEvent> {
-    let (amount, transaction_id) = (Money::from_minor(1), TransferId::new());
-    let events = vec![
-        AccountEvent::AccountOpened {
-            customer_id: None,
-            title: "t".into(),
-            description: String::new(),
-            initial_balance: amount,
-        },
-        AccountEvent::AccountDebited {
-            amount,
-            transaction_id,
-        },
-        AccountEvent::AccountCredited {
-            amount,
-            transaction_id,
-        },
-        AccountEvent::AccountDebitFailedDueToInsufficientFunds {
-            amount,
-            transaction_id,
-        },
-        AccountEvent::AccountRefunded {
-            amount,
-            transaction_id,
-        },
-        AccountEvent::AccountClosed {},
-    ];
-    for event in &events {
-        match event {
-            AccountEvent::AccountOpened { .. }
-            | AccountEvent::AccountDebited { .. }
-            | AccountEvent::AccountCredited { .. }
-            | AccountEvent::AccountDebitFailedDueToInsufficientFunds { .. }
-            | AccountEvent::AccountRefunded { .. }
-            | AccountEvent::AccountClosed {} => {}
-        }
-    }
-    events
-}
-
-/// Every transfer event, one per variant; the match makes a new variant a compile error here.
-fn every_transfer_event() -> Vec<TransferEvent> {
-    let d = details();
-    let events = vec![
-        TransferEvent::MoneyTransferCreated(d.clone()),
-        TransferEvent::DebitRecorded(d.clone()),
-        TransferEvent::CreditRecorded(d.clone()),
-        TransferEvent::FailedDebitRecorded(d.clone()),
-        TransferEvent::TransferRefunded(d),
-    ];
-    for event in &events {
-        match event {
-            TransferEvent::MoneyTransferCreated(_)
-            | TransferEvent::DebitRecorded(_)
-            | TransferEvent::CreditRecorded(_)
-            | TransferEvent::FailedDebitRecorded(_)
-            | TransferEvent::TransferRefunded(_) => {}
-        }
-    }
-    events
 }
 
 #[test]
