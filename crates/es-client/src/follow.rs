@@ -189,7 +189,7 @@ impl Group {
         name: &str,
         spec: SubscriptionSpec,
     ) -> Result<Self, ClientError> {
-        if es_core::StreamId::parse(name).is_err() {
+        if !event_store_api::is_valid_name(name) {
             return Err(ClientError::InvalidGroup {
                 name: name.to_owned(),
             });
