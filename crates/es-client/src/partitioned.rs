@@ -32,35 +32,19 @@ pub struct PartitionedGroup {
 
 /// Why a saga's reaction to one event failed: the event does not decode (retrying cannot help,
 /// so it counts towards the group's [`Poison`] policy), or the command it caused failed
-/// (transient or not, as [`ExecuteError`] says).
+/// (transient or not, as [`ExecuteError`] says). The loop's own error names the event.
 #[derive(Debug, thiserror::Error)]
 pub enum ReactionError<E: std::error::Error + 'static> {
-    #[error("could not decode {event_type} event {event_id}: {source}")]
-    Decode {
-        event_type: String,
-        event_id: Uuid,
-        #[source]
-        source: DecodeError,
-    },
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
     #[error(transparent)]
     Execute(#[from] ExecuteError<E>),
-}
-
-impl<E: std::error::Error + 'static> ReactionError<E> {
-    /// `envelope` did not decode as the events its saga reacts to.
-    pub fn decode(envelope: &EventEnvelope, source: DecodeError) -> Self {
-        Self::Decode {
-            event_type: envelope.event_type.clone(),
-            event_id: envelope.event_id,
-            source,
-        }
-    }
 }
 
 impl<E: std::error::Error + 'static> HandlerError for ReactionError<E> {
     fn is_transient(&self) -> bool {
         match self {
-            Self::Decode { .. } => false,
+            Self::Decode(_) => false,
             Self::Execute(error) => error.is_transient(),
         }
     }

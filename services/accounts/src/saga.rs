@@ -79,9 +79,7 @@ pub async fn handle(state: &AppState, envelope: &EventEnvelope) -> Result<(), Sa
     if !EVENT_TYPES.contains(&envelope.event_type.as_str()) {
         return Ok(()); // not one this saga reacts to (its group never delivers it)
     }
-    let event: TransferEvent = envelope
-        .decode()
-        .map_err(|source| SagaError::decode(envelope, source))?;
+    let event: TransferEvent = envelope.decode()?;
     let Some((account, command, purpose)) = account_command_for(transfer_id, &event) else {
         return Ok(());
     };

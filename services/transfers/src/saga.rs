@@ -67,9 +67,7 @@ pub async fn handle(state: &AppState, envelope: &EventEnvelope) -> Result<(), Sa
     if !EVENT_TYPES.contains(&envelope.event_type.as_str()) {
         return Ok(()); // not one this saga reacts to (its group never delivers it)
     }
-    let event: AccountEvent = envelope
-        .decode()
-        .map_err(|source| SagaError::decode(envelope, source))?;
+    let event: AccountEvent = envelope.decode()?;
     let Some((transfer_id, command)) = transfer_command_for(&event) else {
         return Ok(());
     };
