@@ -100,7 +100,11 @@ impl std::fmt::Display for ApplyReport {
                     .iter()
                     .filter(|s| s.took_effect())
                     .count();
-                write!(f, "apply complete: {n} service(s) changed")
+                let what = match self.record.kind {
+                    Kind::Apply => "apply",
+                    Kind::Rollback => "rollback",
+                };
+                write!(f, "{what} complete: {n} service(s) changed")
             }
             (Some(why), Outcome::RolledBack) => write!(
                 f,

@@ -300,6 +300,19 @@ async fn a_rollback_returns_to_the_previous_revision() {
         }
     }
     assert_eq!(engine.containers().len(), 5);
+    // Regression: a successful rollback ended with "apply complete".
+    let report = super::ApplyReport {
+        plan,
+        record: Record {
+            kind: Kind::Rollback,
+            ..record(3, &done)
+        },
+        failure: None,
+    };
+    assert_eq!(
+        report.to_string(),
+        "rollback complete: 4 service(s) changed"
+    );
 }
 
 /// SIGINT while a new container waits for its health check: the run starts nothing new, the
