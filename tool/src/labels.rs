@@ -35,6 +35,19 @@ pub const HEALTH: &str = "deployer.health";
 pub const DETAIL: &str = "deployer.detail";
 /// The network or volume name as written in the manifest (networks and volumes).
 pub const RESOURCE_NAME: &str = "deployer.name";
+/// The volumes a read model's container mounts instead of the manifest's, as JSON
+/// `{"<manifest volume>": "<engine volume>"}`: set by a blue/green projection rebuild, carried
+/// over by later rolls of the same projection version (containers).
+pub const PROJECTION_VOLUMES: &str = "deployer.projection.volumes";
+/// The projection version and volumes the container replaced, as JSON `{"version": 1,
+/// "volumes": {...}}`: what `rollback` returns to, kept until the next successful apply
+/// (containers).
+pub const PROJECTION_PREVIOUS: &str = "deployer.projection.previous";
+/// The service a volume was made for by a blue/green projection rebuild (volumes).
+pub const PROJECTION_VOLUME: &str = "deployer.projection.service";
+/// The image label that carries a read model's projection version (an integer): a roll that
+/// changes it rebuilds the read model blue/green.
+pub const PROJECTION_VERSION: &str = "io.fleet.projection.version";
 /// Marks the deploy-lock object of a project.
 pub const LOCK: &str = "deployer.lock";
 /// Marks a history record of a project.

@@ -146,6 +146,65 @@ impl<'a> Prober<'a> {
         }
     }
 
+    /// `GET http://<container>:<port><path>` once, reached as [`Self::check_once`] reaches
+    /// it (from here on a local engine, else from the probe container), and the body of a 200
+    /// answer: how a roll reads a read model's `/projection`.
+    pub async fn fetch(
+        &self,
+        d: &ContainerDetails,
+        port: u16,
+        path: &str,
+        network: &str,
+    ) -> Result<String, ProbeFailure> {
+        let timeout = Duration::from_secs(2);
+        let (net, ip) = match d.ips.get_key_value(network).or_else(|| d.ips.iter().next()) {
+            Some((n, ip)) => (n.clone(), ip.clone()),
+            None => {
+                return Err(ProbeFailure::NotYet(
+                    "the container has no network address".into(),
+                ))
+            }
+        };
+        let host = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip
+        };
+        let url = format!("http://{host}:{port}{}", http_path(path));
+        if self.direct {
+            return get_body(&self.http, &url, timeout)
+                .await
+                .map_err(ProbeFailure::NotYet);
+        }
+        let helper = self
+            .helper_on(&net)
+            .await
+            .map_err(ProbeFailure::Impossible)?;
+        let cmd: Vec<String> = [
+            "/deployer",
+            "probe",
+            "get",
+            &url,
+            "--timeout-ms",
+            &timeout.as_millis().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let out = self
+            .engine
+            .exec(&helper, &cmd, timeout + Duration::from_secs(5))
+            .await
+            .map_err(|e| ProbeFailure::NotYet(format!("running the probe container: {e}")))?;
+        match out.exit_code {
+            Some(0) => Ok(out.output),
+            _ if out.timed_out => Err(ProbeFailure::NotYet(format!(
+                "GET {url} did not finish within {timeout:?}"
+            ))),
+            _ => Err(ProbeFailure::NotYet(last_line(&out.output, "GET failed"))),
+        }
+    }
+
     async fn command(
         &self,
         d: &ContainerDetails,
@@ -354,6 +413,24 @@ pub async fn probe_http(
     }
 }
 
+/// One HTTP GET: the body of a 200 answer.
+pub async fn get_body(
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    match http.get(url).timeout(timeout).send().await {
+        Ok(r) if r.status().as_u16() == 200 => r
+            .text()
+            .await
+            .map_err(|e| format!("GET {url}: reading the body: {e}")),
+        Ok(r) => Err(format!("GET {url} answered {}", r.status().as_u16())),
+        Err(e) if e.is_timeout() => Err(format!("GET {url}: no answer within {timeout:?}")),
+        Err(e) if e.is_connect() => Err(format!("GET {url}: connection refused")),
+        Err(e) => Err(format!("GET {url}: {e}")),
+    }
+}
+
 /// One TCP probe: `Ok` when `addr` accepts a connection.
 pub async fn probe_tcp(addr: &str, timeout: Duration) -> Result<(), String> {
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
@@ -372,8 +449,9 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// `deployer probe http URL | tcp HOST:PORT [--timeout-ms N] | idle [--secs N]`, the
-/// commands run inside the probe container. Prints one line; exit status 0 when healthy.
+/// `deployer probe http URL | get URL | tcp HOST:PORT [--timeout-ms N] | idle [--secs N]`,
+/// the commands run inside the probe container. Prints one line (`get`: the body of a 200
+/// answer); exit status 0 when healthy.
 pub async fn run_cli(args: &[String]) -> std::process::ExitCode {
     use std::process::ExitCode;
     let flag = |name: &str, default: u64| {
@@ -390,12 +468,19 @@ pub async fn run_cli(args: &[String]) -> std::process::ExitCode {
     ) {
         (Some("http"), Some(url)) => probe_http(&http_client(), url, timeout).await,
         (Some("tcp"), Some(addr)) => probe_tcp(addr, timeout).await,
+        (Some("get"), Some(url)) => match get_body(&http_client(), url, timeout).await {
+            Ok(body) => {
+                println!("{}", body.trim_end());
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => Err(e),
+        },
         (Some("idle"), _) => {
             tokio::time::sleep(Duration::from_secs(flag("--secs", IDLE_LIMIT.as_secs()))).await;
             return ExitCode::SUCCESS;
         }
         _ => Err(
-            "usage: deployer probe http URL | tcp HOST:PORT [--timeout-ms N] | idle [--secs N]"
+            "usage: deployer probe http URL | get URL | tcp HOST:PORT [--timeout-ms N] | idle [--secs N]"
                 .into(),
         ),
     };

@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .route("/transfers/{id}", get(get_transfer))
         .route("/customers/{id}/accounts", get(customer_accounts))
         .route("/health", get(health))
+        .route("/projection", get(projection))
         .route("/metrics", get(metrics))
         .fallback(service_kit::error::route_not_found)
         .with_state(state)
@@ -147,7 +148,18 @@ fn out_of_date(view_version: u64) -> Response {
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    Json(json!({"status": service_kit::health::OK, "checkpoint": *state.checkpoint.borrow()}))
+    let projection = state.projection();
+    Json(json!({
+        "status": service_kit::health::OK,
+        "checkpoint": projection.position,
+        "projection": projection,
+    }))
+}
+
+/// `{"version", "position", "head", "lag"}`: how far the view has rebuilt, for the deployer's
+/// blue/green cut-over.
+async fn projection(State(state): State<AppState>) -> Json<crate::ProjectionStatus> {
+    Json(state.projection())
 }
 
 async fn metrics(State(state): State<AppState>) -> String {

@@ -10,6 +10,8 @@ pub mod db;
 mod follower;
 mod http;
 pub mod projection;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,11 +23,20 @@ use service_kit::{Counter, Listener, ServeError};
 use tokio::sync::watch;
 
 pub use db::{AccountDoc, DbError, TransferDoc, ViewDb};
-pub use follower::{catch_up, FollowError};
+pub use follower::{catch_up, FollowError, WriterLock};
 pub use http::router;
+
+/// The version of the projection: what `projection::project` makes of the log. Raise it when a
+/// change to the projection needs the view rebuilt from the log; the image's label
+/// `io.fleet.projection.version` (from `ci/events/account-view.projection`, which a workspace
+/// test keeps equal to this) then tells the deployer to roll the view blue/green on a fresh
+/// volume, cutting over once the new container has caught up.
+pub const PROJECTION_VERSION: u32 = 1;
 
 /// The name of the view's database file inside `DATA_DIR`.
 pub const DB_FILE: &str = "account-view.sqlite3";
+/// The writer lock beside it: the process holding it is the one that writes the view.
+pub const LOCK_FILE: &str = "account-view.writer.lock";
 
 /// The service's settings; [`Config::from_env`] documents the variables.
 #[derive(Debug, Clone)]
@@ -75,6 +86,10 @@ impl Config {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join(DB_FILE)
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.data_dir.join(LOCK_FILE)
     }
 }
 
@@ -136,7 +151,42 @@ pub struct Metrics {
     /// Events the projection could not read, left out of the view (the follower's poison policy).
     pub events_skipped: Counter,
     pub out_of_date: Counter,
+    /// The store's head as of the last page read (see [`Metrics::head_known`]).
     pub head: service_kit::Gauge,
+    /// Whether a page has been read yet: before that, the head (and so the lag) is unknown.
+    pub head_known: std::sync::atomic::AtomicBool,
+}
+
+/// How far the view has got, as `GET /projection` answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProjectionStatus {
+    /// [`PROJECTION_VERSION`].
+    pub version: u32,
+    /// The global position of the last event applied (the checkpoint).
+    pub position: u64,
+    /// The store's head as of the last read of the log; `None` before the first read.
+    pub head: Option<u64>,
+    /// `head - position`; `None` while the head is unknown, so a view that has not read yet is
+    /// never taken for caught up.
+    pub lag: Option<u64>,
+}
+
+impl AppState {
+    /// The projection's version, position, head and lag now.
+    pub fn projection(&self) -> ProjectionStatus {
+        let position = *self.checkpoint.borrow();
+        let head = self.metrics.head_known.load(Ordering::Acquire).then(|| {
+            u64::try_from(self.metrics.head.get())
+                .unwrap_or(0)
+                .max(position)
+        });
+        ProjectionStatus {
+            version: PROJECTION_VERSION,
+            position,
+            head,
+            lag: head.map(|h| h - position),
+        }
+    }
 }
 
 /// Why the view could not start.
@@ -164,6 +214,9 @@ pub struct Application {
     client: EventStoreClient,
     checkpoint_tx: watch::Sender<u64>,
     follow: bool,
+    lock: WriterLock,
+    /// Empty the view before following (once the writer lock is held).
+    rebuild: bool,
 }
 
 impl Application {
@@ -173,11 +226,7 @@ impl Application {
             source,
         })?;
         let path = config.db_path();
-        let mut writer = ViewDb::open(&path)?;
-        if config.rebuild {
-            tracing::info!("rebuilding the view from position 0");
-            writer.reset()?;
-        }
+        let writer = ViewDb::open(&path)?;
         let checkpoint = writer.checkpoint()?;
         let (checkpoint_tx, checkpoint_rx) = watch::channel(checkpoint);
         let state = AppState {
@@ -195,6 +244,8 @@ impl Application {
             client,
             checkpoint_tx,
             follow: config.follow,
+            lock: WriterLock::new(config.lock_path()),
+            rebuild: config.rebuild,
         })
     }
 
@@ -215,10 +266,19 @@ impl Application {
                 self.checkpoint_tx,
                 self.state.metrics.clone(),
             );
+            let (lock, rebuild) = (self.lock, self.rebuild);
             self.listener
                 .workers()
                 .spawn("account-view-follower", move |stopped| {
-                    follower::follow(client, writer, checkpoint_tx, metrics, stopped)
+                    follower::follow(
+                        client,
+                        writer,
+                        lock,
+                        rebuild,
+                        checkpoint_tx,
+                        metrics,
+                        stopped,
+                    )
                 });
         }
         self.listener.serve(router(self.state), stop).await

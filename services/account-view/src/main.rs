@@ -51,6 +51,15 @@ fn main() -> ExitCode {
 fn rebuild(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let _lock = account_view::WriterLock::new(config.lock_path())
+        .try_take()
+        .context("taking the view's writer lock")?
+        .with_context(|| {
+            format!(
+                "another account-view process writes the view in {}; stop it first",
+                config.data_dir.display()
+            )
+        })?;
     let mut db = ViewDb::open(&config.db_path()).context("opening the view database")?;
     db.reset().context("emptying the view")?;
     let client = es_client::EventStoreClient::new(&config.event_store_url)

@@ -39,6 +39,17 @@ pub enum RollError {
     /// The new container passed the gate but could not be given the service's DNS alias.
     #[error("new container {name} is healthy, but {source}")]
     Alias { name: String, source: EngineError },
+    /// A blue/green rebuild's new container did not catch up in time (or failed); it and its
+    /// fresh volumes were removed, and the old container kept serving.
+    #[error("new container {name} did not take over: {reason}; it was removed{logs}")]
+    Rebuild {
+        name: String,
+        reason: String,
+        logs: String,
+    },
+    /// An image or container label `io.fleet.projection.version` is not a whole number.
+    #[error("the label io.fleet.projection.version of {whose} is {value:?}, not a whole number; label the image with the projection's version, such as 1")]
+    ProjectionLabel { whose: String, value: String },
     /// A signal arrived between two groups of replicas.
     #[error("{why}; not every replica was rolled")]
     Interrupted { why: String },

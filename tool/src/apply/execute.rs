@@ -201,6 +201,7 @@ impl<'a, E: ContainerEngine, P: Probe> Executor<'a, E, P> {
         if !cleanup.is_empty() {
             return finish(records, Outcome::Failed, Some(Failure::Cleanup(cleanup)));
         }
+        self.remove_replaced_projections(plan, &done).await;
         finish(records, Outcome::Succeeded, None)
     }
 
@@ -257,7 +258,11 @@ impl<'a, E: ContainerEngine, P: Probe> Executor<'a, E, P> {
 
     /// Puts one service back: its retired containers run again, its new ones are removed.
     async fn undo(&self, rolled: &Rolled) -> Result<(), UndoError> {
-        if rolled.new.is_empty() && rolled.retired.is_empty() && rolled.unaliased.is_empty() {
+        if rolled.new.is_empty()
+            && rolled.retired.is_empty()
+            && rolled.unaliased.is_empty()
+            && rolled.fresh_volumes.is_empty()
+        {
             return Ok(());
         }
         self.progress.service(&rolled.service, "rolling back");
@@ -292,8 +297,76 @@ impl<'a, E: ContainerEngine, P: Probe> Executor<'a, E, P> {
         if !rolled.stop_first {
             remove_new().await?;
         }
+        self.remove_fresh_volumes(rolled).await?;
         self.progress.service(&rolled.service, "rolled back");
         Ok(())
+    }
+
+    /// After a successful apply: the volumes that blue/green projection rebuilds replaced go,
+    /// those replaced by this apply unless `projection.keep_old`, those replaced by an earlier
+    /// apply in any case. A volume the manifest itself declares, or one a container still uses,
+    /// stays. Failures only warn: the apply itself succeeded.
+    async fn remove_replaced_projections(&self, plan: &Plan, done: &[Rolled]) {
+        let declared: BTreeSet<&str> = plan
+            .services
+            .iter()
+            .flat_map(|s| s.desired.iter())
+            .flat_map(|d| d.mounts.iter())
+            .map(|m| m.volume.as_str())
+            .collect();
+        let mut replaced: BTreeMap<String, String> = BTreeMap::new();
+        for rolled in done {
+            let old = rolled.old_volumes.iter().filter(|_| !rolled.keep_old);
+            for v in old.chain(&rolled.expired_volumes) {
+                replaced.insert(v.clone(), rolled.service.clone());
+            }
+        }
+        let created: BTreeSet<&String> = done.iter().flat_map(|r| r.new.iter()).collect();
+        let earlier = self
+            .engine
+            .list_containers(&[
+                (crate::labels::PROJECT, Some(plan.project.as_str())),
+                (crate::labels::PROJECTION_PREVIOUS, None),
+            ])
+            .await
+            .unwrap_or_default();
+        for c in earlier.iter().filter(|c| !created.contains(&c.id)) {
+            let previous: Option<super::projection::Previous> = c
+                .labels
+                .get(crate::labels::PROJECTION_PREVIOUS)
+                .and_then(|v| serde_json::from_str(v).ok());
+            for v in previous.into_iter().flat_map(|p| p.volumes.into_values()) {
+                let service = c
+                    .labels
+                    .get(crate::labels::SERVICE)
+                    .cloned()
+                    .unwrap_or_default();
+                replaced.insert(v, service);
+            }
+        }
+        let existing: BTreeSet<String> = self
+            .engine
+            .list_volumes(&[(crate::labels::PROJECT, Some(plan.project.as_str()))])
+            .await
+            .map(|l| l.into_iter().map(|v| v.name).collect())
+            .unwrap_or_default();
+        for (volume, service) in replaced {
+            if declared.contains(volume.as_str()) || !existing.contains(&volume) {
+                continue;
+            }
+            match self.engine.remove_volume(&volume).await {
+                Ok(()) => self.progress.service(
+                    &service,
+                    format!("removed volume {volume} of the replaced projection"),
+                ),
+                Err(e) => self.progress.service(
+                    &service,
+                    format!(
+                        "warning: could not remove volume {volume} of the replaced projection: {e}"
+                    ),
+                ),
+            }
+        }
     }
 
     /// `interrupted by SIGINT` (or SIGTERM) once the binary caught one.

@@ -39,6 +39,13 @@ struct State {
     starts_left: Option<usize>,
     /// After this many more starts, the flag is set to 2, as the binary does on SIGINT.
     interrupt: Option<(usize, Arc<AtomicI32>)>,
+    /// Labels of images (containers get them too, as on Docker).
+    image_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// What `/projection` answers for containers of an image: one body per read, the last
+    /// repeated; an image not listed answers 404.
+    projection: BTreeMap<String, Vec<String>>,
+    /// Reads of `/projection` so far, per container id.
+    reads: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +57,8 @@ pub struct Container {
     pub state: RunState,
     /// Aliases per network.
     pub networks: BTreeMap<String, Vec<String>>,
+    /// Engine volumes mounted.
+    pub volumes: Vec<String>,
     created: u64,
 }
 
@@ -89,6 +98,30 @@ impl FakeEngine {
     /// After `n` more starts, `flag` is set as on SIGINT.
     pub fn interrupt_after_starts(&self, n: usize, flag: Arc<AtomicI32>) {
         self.lock().interrupt = Some((n, flag));
+    }
+
+    /// Images named `image` carry `labels` (and so do their containers).
+    pub fn label_image(&self, image: &str, labels: &[(&str, &str)]) {
+        self.lock().image_labels.insert(
+            image.to_owned(),
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+    }
+
+    /// Containers of `image` answer `/projection` with `bodies`, one per read, then the last.
+    pub fn answer_projection(&self, image: &str, bodies: &[&str]) {
+        self.lock().projection.insert(
+            image.to_owned(),
+            bodies.iter().map(|b| b.to_string()).collect(),
+        );
+    }
+
+    /// The volumes on the engine.
+    pub fn volumes(&self) -> Vec<String> {
+        self.lock().volumes.keys().cloned().collect()
     }
 
     /// Every container, oldest first.
@@ -231,7 +264,12 @@ impl ContainerEngine for FakeEngine {
             id: digest_of(reference),
             repo_digests: Vec::new(),
             has_healthcheck: false,
-            labels: BTreeMap::new(),
+            labels: self
+                .lock()
+                .image_labels
+                .get(reference)
+                .cloned()
+                .unwrap_or_default(),
         }))
     }
 
@@ -259,7 +297,49 @@ impl ContainerEngine for FakeEngine {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
-        self.lock().volumes.insert(name.to_owned(), labels.clone());
+        let mut state = self.lock();
+        state.volumes.insert(name.to_owned(), labels.clone());
+        state.log.push(format!("create volume {name}"));
+        Ok(())
+    }
+
+    async fn list_volumes(
+        &self,
+        labels: &[(&str, Option<&str>)],
+    ) -> Result<Vec<crate::engine::Resource>, EngineError> {
+        Ok(self
+            .lock()
+            .volumes
+            .iter()
+            .filter(|(_, l)| {
+                labels.iter().all(|(k, v)| match v {
+                    Some(v) => l.get(*k).map(String::as_str) == Some(*v),
+                    None => l.contains_key(*k),
+                })
+            })
+            .map(|(name, l)| crate::engine::Resource {
+                id: name.clone(),
+                name: name.clone(),
+                labels: l.clone(),
+            })
+            .collect())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let mut state = self.lock();
+        if state
+            .containers
+            .values()
+            .any(|c| c.volumes.iter().any(|v| v == name))
+        {
+            return Err(EngineError::Conflict {
+                action: format!("removing volume {name}"),
+                what: "a container uses it".into(),
+            });
+        }
+        if state.volumes.remove(name).is_some() {
+            state.log.push(format!("remove volume {name}"));
+        }
         Ok(())
     }
 
@@ -281,11 +361,14 @@ impl ContainerEngine for FakeEngine {
         }
         state.next += 1;
         let id = format!("c{:04}", state.next);
+        let mut labels = state.image_labels.get(image).cloned().unwrap_or_default();
+        labels.extend(spec.labels_with_digest(image_digest));
         let container = Container {
             id: id.clone(),
             name: name.clone(),
             image: image.to_owned(),
-            labels: spec.labels_with_digest(image_digest),
+            labels,
+            volumes: spec.mounts.iter().map(|m| m.volume.clone()).collect(),
             state: RunState::Created,
             networks: spec
                 .networks
@@ -387,5 +470,32 @@ impl Probe for FakeEngine {
         _network: &str,
     ) -> Result<(), ProbeFailure> {
         Ok(())
+    }
+
+    /// The container's image's next `/projection` answer (see `answer_projection`).
+    async fn fetch(
+        &self,
+        d: &ContainerDetails,
+        _port: u16,
+        path: &str,
+        _network: &str,
+    ) -> Result<String, ProbeFailure> {
+        let mut state = self.lock();
+        let image = state
+            .containers
+            .get(&d.id)
+            .map(|c| c.image.clone())
+            .unwrap_or_default();
+        let Some(bodies) = state.projection.get(&image).cloned() else {
+            return Err(ProbeFailure::NotYet(format!("GET {path} answered 404")));
+        };
+        let n = state.reads.entry(d.id.clone()).or_default();
+        let body = bodies
+            .get(*n)
+            .or(bodies.last())
+            .cloned()
+            .unwrap_or_default();
+        *n += 1;
+        Ok(body)
     }
 }

@@ -41,6 +41,16 @@ pub trait Probe: Sync {
         check: &HealthCheck,
         network: &str,
     ) -> impl Future<Output = Result<(), ProbeFailure>> + Send;
+
+    /// `GET <path>` on `port` of the container `d`, reached on `network`: the body of a 200
+    /// answer (a read model's `/projection`).
+    fn fetch(
+        &self,
+        d: &ContainerDetails,
+        port: u16,
+        path: &str,
+        network: &str,
+    ) -> impl Future<Output = Result<String, ProbeFailure>> + Send;
 }
 
 impl Probe for Prober<'_> {
@@ -51,6 +61,16 @@ impl Probe for Prober<'_> {
         network: &str,
     ) -> Result<(), ProbeFailure> {
         Prober::check_once(self, d, check, network).await
+    }
+
+    async fn fetch(
+        &self,
+        d: &ContainerDetails,
+        port: u16,
+        path: &str,
+        network: &str,
+    ) -> Result<String, ProbeFailure> {
+        Prober::fetch(self, d, port, path, network).await
     }
 }
 

@@ -11,6 +11,7 @@ mod execute;
 #[cfg(test)]
 mod fake;
 pub mod health;
+mod projection;
 mod roll;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ use futures::future::join_all;
 use super::error::RollError;
 use super::execute::Executor;
 use super::health::{self, Probe, ProbeTarget, Unhealthy};
+use super::projection;
 use crate::engine::{ContainerEngine, EngineError};
 use crate::manifest::{HealthCheck, UpdateOrder};
 use crate::observe;
@@ -33,6 +34,16 @@ pub(super) struct Rolled {
     pub stop_first: bool,
     pub probe: Option<HealthCheck>,
     pub probe_target: Option<ProbeTarget>,
+    /// Volumes a blue/green projection rebuild made for the new containers: removed on undo.
+    pub fresh_volumes: Vec<String>,
+    /// Volumes the old containers' projection was built in, replaced by a blue/green rebuild:
+    /// removed on commit unless `projection.keep_old`, else at the next successful apply.
+    pub old_volumes: Vec<String>,
+    /// Volumes of a projection version replaced by an earlier apply, whose containers this
+    /// apply replaces: removed on commit.
+    pub expired_volumes: Vec<String>,
+    /// `projection.keep_old` of the service.
+    pub keep_old: bool,
 }
 
 impl<E: ContainerEngine, P: Probe> Executor<'_, E, P> {
@@ -81,6 +92,38 @@ impl<E: ContainerEngine, P: Probe> Executor<'_, E, P> {
         };
         let reference = observe::create_reference(&first.image, sp.image_digest.as_deref());
         let digest = sp.image_digest.clone().unwrap_or_default();
+        let policy = sp
+            .update
+            .as_ref()
+            .map(|u| u.projection.clone())
+            .unwrap_or_default();
+        rolled.keep_old = policy.keep_old;
+
+        // A read model: the projection its running containers have built, and whether the new
+        // image changes its version (then it is rebuilt blue/green).
+        let mut change = None;
+        let mut running = projection::Running::default();
+        if matches!(sp.action, Action::Replace { .. } | Action::Scale { .. }) {
+            let found = async {
+                let running = self.running_projection(sp).await?;
+                let to = self.image_projection(&reference).await?;
+                Ok::<_, RollError>((running, to))
+            }
+            .await;
+            match found {
+                Ok((r, to)) => {
+                    if let (Some(from), Some(to), Action::Replace { .. }) =
+                        (r.version, to, &sp.action)
+                    {
+                        if from != to {
+                            change = Some(projection::ProjectionChange { from, to });
+                        }
+                    }
+                    running = r;
+                }
+                Err(e) => return (rolled, Some(e)),
+            }
+        }
 
         // Replicas that already run what they should (an interrupted apply rolled them) are
         // kept; the others are rolled, each replacing the containers of its replica.
@@ -89,8 +132,22 @@ impl<E: ContainerEngine, P: Probe> Executor<'_, E, P> {
                 .into_values()
                 .map(|c| &c.id)
                 .collect();
-        let to_start: Vec<&ContainerSpec> = sp
-            .desired
+        // A same-version roll takes over the volumes the running projection lives in; the
+        // volumes of the version before it go when this apply succeeds.
+        if change.is_none() {
+            if let Some(p) = &running.previous {
+                rolled.expired_volumes.extend(p.volumes.values().cloned());
+            }
+        }
+        let desired: Vec<ContainerSpec> = if change.is_none() && !running.volumes.is_empty() {
+            sp.desired
+                .iter()
+                .map(|d| projection::with_volumes(d, &running.volumes, None))
+                .collect()
+        } else {
+            sp.desired.clone()
+        };
+        let to_start: Vec<&ContainerSpec> = desired
             .iter()
             .filter(|d| {
                 !sp.current
@@ -124,6 +181,45 @@ impl<E: ContainerEngine, P: Probe> Executor<'_, E, P> {
         } else {
             ""
         };
+        if let Some(c) = change {
+            self.progress.service(
+                &sp.service,
+                format!(
+                    "{verb} (blue/green rebuild: projection {} -> {}; the old container serves until the new one has caught up)",
+                    c.from, c.to
+                ),
+            );
+            if publishes_host_port {
+                return (
+                    rolled,
+                    Some(RollError::Rebuild {
+                        name: sp.service.clone(),
+                        reason: "a blue/green rebuild runs old and new side by side, and the service publishes a fixed host port; publish no host port (reach it through the gateway or the network)".into(),
+                        logs: String::new(),
+                    }),
+                );
+            }
+            if let Some(e) = self
+                .roll_blue_green(
+                    &to_start,
+                    &to_retire,
+                    c,
+                    &running,
+                    &policy,
+                    &reference,
+                    &digest,
+                    &how_to,
+                    &probe_target,
+                    &mut rolled,
+                )
+                .await
+            {
+                self.progress.service(&sp.service, "FAILED");
+                return (rolled, Some(e));
+            }
+            self.progress.service(&sp.service, "done");
+            return (rolled, None);
+        }
         self.progress.service(&sp.service, format!("{verb}{how}"));
 
         // Replicas in groups of `parallelism`.
@@ -292,7 +388,7 @@ impl<E: ContainerEngine, P: Probe> Executor<'_, E, P> {
     /// Takes old containers out of service: each leaves the service's DNS alias on every
     /// network (it stays on the network, under a new address, so it can finish its own work),
     /// then after `drain` all of them are stopped. Records what it did in `out`.
-    async fn retire(
+    pub(super) async fn retire(
         &self,
         olds: &[String],
         how: &Retire,
@@ -325,15 +421,15 @@ impl<E: ContainerEngine, P: Probe> Executor<'_, E, P> {
 }
 
 #[derive(Debug, Default)]
-struct ReplicaResult {
-    new: Vec<String>,
-    retired: Vec<String>,
-    unaliased: Vec<(String, String, Vec<String>)>,
-    error: Option<RollError>,
+pub(super) struct ReplicaResult {
+    pub new: Vec<String>,
+    pub retired: Vec<String>,
+    pub unaliased: Vec<(String, String, Vec<String>)>,
+    pub error: Option<RollError>,
 }
 
 /// How a service's old containers are stopped.
-struct Retire {
+pub(super) struct Retire {
     /// `stop_grace_period`: SIGTERM (or `stop_signal`) to SIGKILL.
     grace: std::time::Duration,
     /// Time between leaving the DNS alias and the stop.
@@ -357,7 +453,7 @@ fn explain_start_error(e: EngineError, spec: &ContainerSpec) -> RollError {
     e.into()
 }
 
-fn random_suffix() -> String {
+pub(super) fn random_suffix() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

@@ -15,6 +15,8 @@ use crate::plan::{self, Plan};
 use crate::progress::Progress;
 use crate::registry::{DockerConfig, RegistryClient};
 
+mod projection;
+
 /// `db`, then `api`, `web` and `worker` in one level (they depend on `db`), each at `version`.
 /// `web` runs two replicas and takes `web_failure_action`.
 fn fleet(version: u32, web_failure_action: &str) -> Manifest {

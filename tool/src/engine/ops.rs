@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use super::{ContainerDetails, ContainerInfo, Engine, EngineError, ImageInfo, PullAuth, PullEvent};
+use super::{
+    ContainerDetails, ContainerInfo, Engine, EngineError, ImageInfo, PullAuth, PullEvent, Resource,
+};
 use crate::spec::ContainerSpec;
 
 /// What the apply executor and its health gate need of an engine. Each method means what the
@@ -41,6 +43,13 @@ pub trait ContainerEngine: Sync {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Volumes carrying all of `labels`.
+    fn list_volumes(
+        &self,
+        labels: &[(&str, Option<&str>)],
+    ) -> impl Future<Output = Result<Vec<Resource>, EngineError>> + Send;
+    /// A missing volume is fine; one a container still uses is an error.
+    fn remove_volume(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Creates (does not start) the container `spec` describes, on all its networks (with the
     /// service's DNS alias only when `aliases`), with its secret files; returns the id.
     fn create_from_spec(
@@ -108,6 +117,15 @@ impl ContainerEngine for Engine {
         labels: &BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
         Engine::create_volume(self, name, labels).await
+    }
+    async fn list_volumes(
+        &self,
+        labels: &[(&str, Option<&str>)],
+    ) -> Result<Vec<Resource>, EngineError> {
+        Engine::list_volumes(self, labels).await
+    }
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        Engine::remove_volume(self, name).await
     }
     async fn create_from_spec(
         &self,

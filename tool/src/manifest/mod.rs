@@ -26,9 +26,9 @@ pub use error::{Diagnostic, ManifestError};
 pub use input::MAX_FILE_BYTES;
 pub use types::{
     duration_ms, parse_cpus, parse_duration, parse_memory, FailureAction, HealthCheck, HealthKind,
-    ImageRef, NetworkName, PortMapping, Problem, ProjectName, Protocol, Resources, RestartPolicy,
-    Secret, ServiceName, UpdateOrder, UpdatePolicy, VolumeMount, VolumeName, DEFAULT_DRAIN,
-    SENSITIVE,
+    ImageRef, NetworkName, PortMapping, Problem, ProjectName, ProjectionPolicy, Protocol,
+    Resources, RestartPolicy, Secret, ServiceName, UpdateOrder, UpdatePolicy, VolumeMount,
+    VolumeName, DEFAULT_DRAIN, SENSITIVE,
 };
 
 /// The manifests looked for, in this order, in the current directory when no `-f` is given.

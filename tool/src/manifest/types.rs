@@ -324,6 +324,39 @@ pub struct UpdatePolicy {
     /// the service's DNS alias, before it is stopped.
     #[serde(default = "default_drain", with = "duration_ms")]
     pub drain: Duration,
+    /// The manifest's service-level `projection:`: how a read model whose image changes its
+    /// `io.fleet.projection.version` label is rebuilt blue/green.
+    #[serde(default)]
+    pub projection: ProjectionPolicy,
+}
+
+/// A read model's blue/green rebuild, used when a roll changes the image label
+/// `io.fleet.projection.version`: the new container rebuilds on a fresh volume beside the old
+/// one, and takes over the service's DNS alias only once its lag is at most `max_lag`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProjectionPolicy {
+    /// Most events the new container may still be behind the store's head at the cut-over.
+    pub max_lag: u64,
+    /// How long the rebuild may take before the roll fails (and the old container keeps serving).
+    #[serde(with = "duration_ms")]
+    pub timeout: Duration,
+    /// Keep the old volume until the next successful apply (so `rollback` returns to it at
+    /// once); `false` removes it when this apply succeeds.
+    pub keep_old: bool,
+    /// The HTTP path answering `{"version", "position", "head", "lag"}`, on the health check's
+    /// port.
+    pub path: String,
+}
+
+impl Default for ProjectionPolicy {
+    fn default() -> Self {
+        ProjectionPolicy {
+            max_lag: 0,
+            timeout: Duration::from_secs(600),
+            keep_old: true,
+            path: "/projection".into(),
+        }
+    }
 }
 
 /// `drain` when the manifest does not say.
@@ -340,6 +373,7 @@ impl Default for UpdatePolicy {
             parallelism: 1,
             failure_action: FailureAction::Rollback,
             drain: DEFAULT_DRAIN,
+            projection: ProjectionPolicy::default(),
         }
     }
 }

@@ -21,8 +21,21 @@ async fn view(
     CancellationToken,
     tokio::task::JoinHandle<Result<(), service_kit::ServeError>>,
 ) {
+    view_waiting(data_dir, store, Duration::from_millis(300)).await
+}
+
+/// Like [`view`], with queries waiting up to `max_wait` for a `min_version`.
+async fn view_waiting(
+    data_dir: &std::path::Path,
+    store: &str,
+    max_wait: Duration,
+) -> (
+    String,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), service_kit::ServeError>>,
+) {
     let mut config = account_view::Config::for_tests(data_dir, store);
-    config.max_wait = Duration::from_millis(300);
+    config.max_wait = max_wait;
     let app = account_view::Application::build(config)
         .await
         .expect("view starts");
@@ -135,4 +148,65 @@ async fn a_query_for_a_version_the_view_lacks_waits_then_answers_503() {
     let (status, doc, _) = waiting.await.expect("joined");
     assert_eq!(status, 200, "{doc}");
     assert_eq!(doc["balance"], 9);
+}
+
+/// The same-version hand-over: a second view on the same file serves reads at once, while the
+/// first still writes (its queries with `min_version` see the first's commits), and becomes the
+/// writer when the first lets go. Regression: the view rolled stop-first, and reads through the
+/// gateway answered 502 in the gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_view_on_the_same_file_serves_reads_and_takes_over_writing_when_the_first_stops() {
+    let store = TestStore::start().await;
+    let client = EventStoreClient::new(store.url()).expect("client");
+    let data = tempfile::tempdir().expect("data dir");
+    let id = AccountId::new();
+    append(&client, id, 0, opened(100)).await;
+    let (old_url, old_stop, old_task) =
+        view_waiting(data.path(), store.url(), Duration::from_secs(10)).await;
+    let (status, _, _) = get(&format!("{old_url}/accounts/{id}?min_version=1")).await;
+    assert_eq!(status, 200);
+
+    let (new_url, _new_stop, _new_task) =
+        view_waiting(data.path(), store.url(), Duration::from_secs(10)).await;
+    let (status, doc, _) = get(&format!("{new_url}/accounts/{id}")).await;
+    assert_eq!(
+        status, 200,
+        "reads are served before the writer lock is free: {doc}"
+    );
+    assert_eq!(doc["balance"], 100);
+
+    // Written while the old view still holds the writer lock: the new one reads it from the file.
+    let credit = |n| AccountEvent::AccountCredited {
+        amount: Money::from_minor(n),
+        transaction_id: TransferId::new(),
+    };
+    append(&client, id, 1, credit(5)).await;
+    let (status, doc, _) = get(&format!("{new_url}/accounts/{id}?min_version=2")).await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["balance"], 105);
+    // Its checkpoint follows the writer's (read from the file every 50 ms).
+    let mut position = Value::Null;
+    for _ in 0..100 {
+        position = get(&format!("{new_url}/projection")).await.1["position"].clone();
+        if position == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(position, 2);
+
+    old_stop.cancel();
+    old_task.await.expect("joined").expect("stopped cleanly");
+    append(&client, id, 2, credit(7)).await;
+    let (status, doc, _) = get(&format!("{new_url}/accounts/{id}?min_version=3")).await;
+    assert_eq!(status, 200, "the new view writes now: {doc}");
+    assert_eq!(
+        doc["balance"], 112,
+        "each event applied exactly once: {doc}"
+    );
+    let (_, projection, _) = get(&format!("{new_url}/projection")).await;
+    assert_eq!(
+        projection,
+        serde_json::json!({"version": 1, "position": 3, "head": 3, "lag": 0})
+    );
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::super::types::{
     parse_cpus, parse_duration, parse_memory, parse_stop_signal, parse_user, FailureAction,
-    HealthCheck, HealthKind, ImageRef, NetworkName, PortMapping, Problem, Resources, RestartPolicy,
-    ServiceName, UpdateOrder, UpdatePolicy, VolumeName,
+    HealthCheck, HealthKind, ImageRef, NetworkName, PortMapping, Problem, ProjectionPolicy,
+    Resources, RestartPolicy, ServiceName, UpdateOrder, UpdatePolicy, VolumeName,
 };
 use super::super::yaml::{join_path, Key, Kind, Node, Pos};
 use super::super::{Service, DEFAULT_DRAIN, DEFAULT_NETWORK};
@@ -34,6 +34,7 @@ pub(super) const SERVICE_KEYS: &[&str] = &[
     "init",
     "user",
     "drain",
+    "projection",
 ];
 const HEALTH_KEYS: &[&str] = &[
     "path",
@@ -46,6 +47,9 @@ const HEALTH_KEYS: &[&str] = &[
     "retries",
 ];
 const UPDATE_KEYS: &[&str] = &["order", "parallelism", "failure_action"];
+const PROJECTION_KEYS: &[&str] = &["max_lag", "timeout", "keep_old", "path"];
+/// Most events `projection.max_lag` may allow.
+const MAX_PROJECTION_LAG: u64 = 1_000_000_000;
 const RESOURCE_KEYS: &[&str] = &["memory", "cpus"];
 const DEPENDS_KEYS: &[&str] = &["condition"];
 
@@ -140,6 +144,10 @@ impl Checker<'_> {
             Some(n) => self.parsed(n, &at("drain"), parse_duration),
             None => Some(DEFAULT_DRAIN),
         };
+        let projection = match node("projection") {
+            Some(n) => self.projection(n, &at("projection")),
+            None => Some(ProjectionPolicy::default()),
+        };
 
         let valid = self.diags.len() == errors_before;
         let (draft_ports, draft_depends) = (ports.clone(), depends_on.clone());
@@ -160,6 +168,7 @@ impl Checker<'_> {
                 replicas: replicas?,
                 update: UpdatePolicy {
                     drain: drain?,
+                    projection: projection?,
                     ..update?
                 },
                 resources: resources?,
@@ -579,6 +588,66 @@ impl Checker<'_> {
                 )),
             }) {
                 Some(a) => policy.failure_action = a,
+                None => ok = false,
+            }
+        }
+        ok.then_some(policy)
+    }
+
+    /// `projection: {max_lag, timeout, keep_old, path}`: a read model's blue/green rebuild.
+    pub(super) fn projection(&mut self, node: &Node, path: &str) -> Option<ProjectionPolicy> {
+        let entries = self.map(
+            node,
+            path,
+            "write `projection:` with `max_lag`, `timeout`, `keep_old` and `path`",
+        )?;
+        let f = self.fields(entries, path, PROJECTION_KEYS);
+        let at = |k: &str| join_path(path, k);
+        let mut policy = ProjectionPolicy::default();
+        let mut ok = true;
+        if let Some((_, n)) = f.get("max_lag") {
+            match self.number(n, &at("max_lag"), 0, MAX_PROJECTION_LAG, "lag in events") {
+                Some(lag) => policy.max_lag = lag,
+                None => ok = false,
+            }
+        }
+        if let Some((_, n)) = f.get("timeout") {
+            match self.parsed(n, &at("timeout"), |s| match parse_duration(s) {
+                Ok(d) if d.is_zero() => Err(Problem::new(
+                    "a rebuild timeout of 0 never lets a rebuild finish",
+                    "give a duration such as `10m`",
+                )),
+                other => other,
+            }) {
+                Some(t) => policy.timeout = t,
+                None => ok = false,
+            }
+        }
+        if let Some((_, n)) = f.get("keep_old") {
+            match self.parsed(n, &at("keep_old"), |s| match s {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(Problem::new(
+                    format!("`{s}` is not true or false"),
+                    "write true (keep the old volume until the next successful apply) or false",
+                )),
+            }) {
+                Some(k) => policy.keep_old = k,
+                None => ok = false,
+            }
+        }
+        if let Some((_, n)) = f.get("path") {
+            match self.parsed(n, &at("path"), |s| {
+                if s.starts_with('/') && !s.contains(char::is_whitespace) {
+                    Ok(s.to_owned())
+                } else {
+                    Err(Problem::new(
+                        format!("`{s}` is not an HTTP path"),
+                        "write a path starting with `/`, such as `/projection`",
+                    ))
+                }
+            }) {
+                Some(p) => policy.path = p,
                 None => ok = false,
             }
         }
