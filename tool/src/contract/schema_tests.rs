@@ -195,3 +195,22 @@ fn recursive_types_terminate() {
         ["field `leaf`: type changed from string to integer"]
     );
 }
+
+#[test]
+fn a_field_made_nullable_through_any_of_is_not() {
+    check(
+        |s| {
+            s["properties"]["amount"] =
+                json!({"anyOf": [{"$ref": "#/$defs/Money"}, {"type": "null"}]})
+        },
+        &["field `amount`: type changed from object to (any)"],
+    );
+    let mut old = base();
+    old["properties"]["memo"] = json!({"type": "string"});
+    let mut new = base();
+    new["properties"]["memo"] = json!({"type": "string", "anyOf": [{"minLength": 1}]});
+    assert_eq!(
+        incompatibilities(&old, &new),
+        ["field `memo`: `anyOf` added (1 alternatives)"]
+    );
+}
