@@ -47,6 +47,14 @@ pub fn check(
     for p in &names {
         for c in &names {
             pair(&fleet, p, c, &mut findings, &mut edges);
+            let (ps, cs) = (&fleet.services[p.as_str()], &fleet.services[c.as_str()]);
+            let now = unreadable(ps.old.as_ref(), cs.old.as_ref());
+            let after = unreadable(ps.new.as_ref(), cs.new.as_ref());
+            for e in now.intersection(&after) {
+                report.notes.push(format!(
+                    "already now, {c} cannot read {e}, which {p} emits; this plan does not change that, so it is not refused"
+                ));
+            }
         }
     }
     let (levels, cycles) = order::levels(&shape.depends_on, edges, allow);

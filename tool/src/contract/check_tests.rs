@@ -461,3 +461,18 @@ fn without_event_constraints_the_order_is_the_depends_on_order() {
         ]
     );
 }
+
+#[test]
+fn a_break_the_plan_does_not_cause_is_noted_not_refused() {
+    let mut case = banking(
+        ("fleet/transfers:1", "MoneyTransferCreated@2"),
+        ("fleet/account-view:2", "MoneyTransferCreated@1"),
+    );
+    case.running[1].1 = image("fleet/transfers:1", "MoneyTransferCreated@2", "");
+    let (r, _) = case.run();
+    assert!(!r.refused(), "{:?}", r.refusals);
+    assert!(r.notes.contains(
+        &"already now, account-view cannot read MoneyTransferCreated@2, which transfers emits; this plan does not change that, so it is not refused"
+            .to_string()
+    ), "{:?}", r.notes);
+}
