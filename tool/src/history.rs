@@ -76,6 +76,9 @@ pub struct Record {
     pub command: String,
     pub outcome: Outcome,
     pub services: Vec<ServiceRecord>,
+    /// The `--allow-incompatible` event versions that let an event-check refusal pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_incompatible: Vec<String>,
 }
 
 /// What happened to one service.
@@ -547,6 +550,12 @@ pub fn render_human(records: &[Record]) -> String {
                 .map(|b| format!("  (CI build {b})"))
                 .unwrap_or_default()
         ));
+        if !r.allowed_incompatible.is_empty() {
+            out.push_str(&format!(
+                "    allowed incompatible events: {}\n",
+                r.allowed_incompatible.join(", ")
+            ));
+        }
         for s in &r.services {
             let short = |d: &Option<String>| {
                 d.as_deref()
@@ -597,6 +606,7 @@ mod tests {
                     create_reference: None,
                 })
                 .collect(),
+            allowed_incompatible: Vec::new(),
         }
     }
 
@@ -630,6 +640,22 @@ mod tests {
         assert_eq!(ids, [2, 1]);
         let human = render_human(&records);
         assert!(human.find("#2").expect("#2") < human.find("#1").expect("#1"));
+    }
+
+    #[test]
+    fn allowed_incompatible_events_are_recorded_and_shown() {
+        let mut r = rec(
+            1,
+            Outcome::Succeeded,
+            &[("api", "d1", ServiceResult::Rolled)],
+        );
+        let plain = serde_json::to_value(&r).expect("json");
+        assert_eq!(plain.get("allowed_incompatible"), None);
+        r.allowed_incompatible = vec!["AccountDebited@1".into()];
+        let back: Record =
+            serde_json::from_str(&serde_json::to_string(&r).expect("json")).expect("read");
+        assert_eq!(back.allowed_incompatible, ["AccountDebited@1"]);
+        assert!(render_human(&[r]).contains("    allowed incompatible events: AccountDebited@1\n"));
     }
 
     /// Regression: pruning kept only the newest 100 records, so 100 applies of other

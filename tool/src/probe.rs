@@ -146,40 +146,30 @@ impl<'a> Prober<'a> {
         }
     }
 
-    /// `GET http://<container>:<port><path>` once, reached as [`Self::check_once`] reaches
-    /// it (from here on a local engine, else from the probe container), and the body of a 200
-    /// answer: how a roll reads a read model's `/projection`.
-    pub async fn fetch(
+    /// `GET http://<d's address>:<port><path>` from where the container's network can be
+    /// reached (this process on a local engine, else the probe container), with the body
+    /// read up to [`MAX_BODY_BYTES`]. `Ok` holds the body of a 200; `Err` says why there is
+    /// none (no address, refused, another status, too large...).
+    pub async fn get(
         &self,
         d: &ContainerDetails,
         port: u16,
         path: &str,
-        network: &str,
-    ) -> Result<String, ProbeFailure> {
-        let timeout = Duration::from_secs(2);
-        let (net, ip) = match d.ips.get_key_value(network).or_else(|| d.ips.iter().next()) {
-            Some((n, ip)) => (n.clone(), ip.clone()),
-            None => {
-                return Err(ProbeFailure::NotYet(
-                    "the container has no network address".into(),
-                ))
-            }
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let Some((net, ip)) = d.ips.iter().next() else {
+            return Err(format!("container {} has no network address", d.name));
         };
         let host = if ip.contains(':') {
             format!("[{ip}]")
         } else {
-            ip
+            ip.clone()
         };
         let url = format!("http://{host}:{port}{}", http_path(path));
         if self.direct {
-            return get_body(&self.http, &url, timeout)
-                .await
-                .map_err(ProbeFailure::NotYet);
+            return get_body(&self.http, &url, timeout, MAX_BODY_BYTES).await;
         }
-        let helper = self
-            .helper_on(&net)
-            .await
-            .map_err(ProbeFailure::Impossible)?;
+        let helper = self.helper_on(net).await?;
         let cmd: Vec<String> = [
             "/deployer",
             "probe",
@@ -195,13 +185,11 @@ impl<'a> Prober<'a> {
             .engine
             .exec(&helper, &cmd, timeout + Duration::from_secs(5))
             .await
-            .map_err(|e| ProbeFailure::NotYet(format!("running the probe container: {e}")))?;
+            .map_err(|e| format!("running the probe container: {e}"))?;
         match out.exit_code {
             Some(0) => Ok(out.output),
-            _ if out.timed_out => Err(ProbeFailure::NotYet(format!(
-                "GET {url} did not finish within {timeout:?}"
-            ))),
-            _ => Err(ProbeFailure::NotYet(last_line(&out.output, "GET failed"))),
+            _ if out.timed_out => Err(format!("GET {url} did not finish within {timeout:?}")),
+            _ => Err(last_line(&out.output, "the probe failed")),
         }
     }
 
@@ -413,22 +401,37 @@ pub async fn probe_http(
     }
 }
 
-/// One HTTP GET: the body of a 200 answer.
+/// The largest body [`Prober::get`] and `deployer probe get` read.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// `GET url`: the body of a 200, read up to `max` bytes (more is an error).
 pub async fn get_body(
     http: &reqwest::Client,
     url: &str,
     timeout: Duration,
+    max: usize,
 ) -> Result<String, String> {
-    match http.get(url).timeout(timeout).send().await {
-        Ok(r) if r.status().as_u16() == 200 => r
-            .text()
-            .await
-            .map_err(|e| format!("GET {url}: reading the body: {e}")),
-        Ok(r) => Err(format!("GET {url} answered {}", r.status().as_u16())),
-        Err(e) if e.is_timeout() => Err(format!("GET {url}: no answer within {timeout:?}")),
-        Err(e) if e.is_connect() => Err(format!("GET {url}: connection refused")),
-        Err(e) => Err(format!("GET {url}: {e}")),
+    let mut resp = match http.get(url).timeout(timeout).send().await {
+        Ok(r) if r.status().as_u16() == 200 => r,
+        Ok(r) => return Err(format!("GET {url} answered {}", r.status().as_u16())),
+        Err(e) if e.is_timeout() => return Err(format!("GET {url}: no answer within {timeout:?}")),
+        Err(e) if e.is_connect() => return Err(format!("GET {url}: connection refused")),
+        Err(e) => return Err(format!("GET {url}: {e}")),
+    };
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max {
+                    return Err(format!("GET {url}: the answer is larger than {max} bytes"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(format!("GET {url}: reading the answer: {e}")),
+        }
     }
+    String::from_utf8(body).map_err(|_| format!("GET {url}: the answer is not UTF-8 text"))
 }
 
 /// One TCP probe: `Ok` when `addr` accepts a connection.
@@ -450,8 +453,8 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// `deployer probe http URL | get URL | tcp HOST:PORT [--timeout-ms N] | idle [--secs N]`,
-/// the commands run inside the probe container. Prints one line (`get`: the body of a 200
-/// answer); exit status 0 when healthy.
+/// the commands run inside the probe container. Prints one line (`get`: the body of a 200);
+/// exit status 0 when healthy.
 pub async fn run_cli(args: &[String]) -> std::process::ExitCode {
     use std::process::ExitCode;
     let flag = |name: &str, default: u64| {
@@ -468,9 +471,9 @@ pub async fn run_cli(args: &[String]) -> std::process::ExitCode {
     ) {
         (Some("http"), Some(url)) => probe_http(&http_client(), url, timeout).await,
         (Some("tcp"), Some(addr)) => probe_tcp(addr, timeout).await,
-        (Some("get"), Some(url)) => match get_body(&http_client(), url, timeout).await {
+        (Some("get"), Some(url)) => match get_body(&http_client(), url, timeout, MAX_BODY_BYTES).await {
             Ok(body) => {
-                println!("{}", body.trim_end());
+                print!("{body}");
                 return ExitCode::SUCCESS;
             }
             Err(e) => Err(e),

@@ -70,7 +70,11 @@ impl Probe for Prober<'_> {
         path: &str,
         network: &str,
     ) -> Result<String, ProbeFailure> {
-        Prober::fetch(self, d, port, path, network).await
+        // The probe reaches the container on its first network, as the event checks do.
+        let _ = network;
+        Prober::get(self, d, port, path, std::time::Duration::from_secs(2))
+            .await
+            .map_err(ProbeFailure::NotYet)
     }
 }
 
