@@ -16,7 +16,7 @@ use deployer::manifest::{self, Manifest};
 use deployer::plan::{self, Plan};
 use deployer::progress::Progress;
 use deployer::registry::{self, DockerConfig, RegistryClient};
-use deployer::{down, history, lock, observe, smoke, status};
+use deployer::{down, event_inputs, history, lock, observe, smoke, status};
 
 /// Plan and apply a fleet of containerised services on a Docker Engine.
 #[derive(Debug, Parser)]
@@ -128,6 +128,9 @@ struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
+    /// Skip reading image labels and the event store (for measuring the checks' cost).
+    #[arg(long, hide = true)]
+    skip_event_checks: bool,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +221,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let observed = observe::observe(&engine, &registry, &manifest)
                 .await
                 .context("reading the engine's state")?;
+            if !args.skip_event_checks {
+                let prober = deployer::probe::Prober::new(&engine, manifest.project.as_str());
+                let gathered =
+                    event_inputs::gather(&engine, &registry, &manifest, &observed, &prober).await;
+                prober.close().await;
+                let gathered = gathered.context("reading the inputs of the event checks")?;
+                for note in &gathered.notes {
+                    progress.line(format!("events: {note}"));
+                }
+            }
             let mut plan = plan::compute(&manifest, &observed);
             // `apply --plan FILE` without `-f` reads these, from wherever it runs.
             for path in &mut plan.manifests {

@@ -146,6 +146,53 @@ impl<'a> Prober<'a> {
         }
     }
 
+    /// `GET http://<d's address>:<port><path>` from where the container's network can be
+    /// reached (this process on a local engine, else the probe container), with the body
+    /// read up to [`MAX_BODY_BYTES`]. `Ok` holds the body of a 200; `Err` says why there is
+    /// none (no address, refused, another status, too large...).
+    pub async fn get(
+        &self,
+        d: &ContainerDetails,
+        port: u16,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let Some((net, ip)) = d.ips.iter().next() else {
+            return Err(format!("container {} has no network address", d.name));
+        };
+        let host = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.clone()
+        };
+        let url = format!("http://{host}:{port}{}", http_path(path));
+        if self.direct {
+            return get_body(&self.http, &url, timeout, MAX_BODY_BYTES).await;
+        }
+        let helper = self.helper_on(net).await?;
+        let cmd: Vec<String> = [
+            "/deployer",
+            "probe",
+            "get",
+            &url,
+            "--timeout-ms",
+            &timeout.as_millis().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let out = self
+            .engine
+            .exec(&helper, &cmd, timeout + Duration::from_secs(5))
+            .await
+            .map_err(|e| format!("running the probe container: {e}"))?;
+        match out.exit_code {
+            Some(0) => Ok(out.output),
+            _ if out.timed_out => Err(format!("GET {url} did not finish within {timeout:?}")),
+            _ => Err(last_line(&out.output, "the probe failed")),
+        }
+    }
+
     async fn command(
         &self,
         d: &ContainerDetails,
@@ -354,6 +401,39 @@ pub async fn probe_http(
     }
 }
 
+/// The largest body [`Prober::get`] and `deployer probe get` read.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// `GET url`: the body of a 200, read up to `max` bytes (more is an error).
+pub async fn get_body(
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+    max: usize,
+) -> Result<String, String> {
+    let mut resp = match http.get(url).timeout(timeout).send().await {
+        Ok(r) if r.status().as_u16() == 200 => r,
+        Ok(r) => return Err(format!("GET {url} answered {}", r.status().as_u16())),
+        Err(e) if e.is_timeout() => return Err(format!("GET {url}: no answer within {timeout:?}")),
+        Err(e) if e.is_connect() => return Err(format!("GET {url}: connection refused")),
+        Err(e) => return Err(format!("GET {url}: {e}")),
+    };
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max {
+                    return Err(format!("GET {url}: the answer is larger than {max} bytes"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(format!("GET {url}: reading the answer: {e}")),
+        }
+    }
+    String::from_utf8(body).map_err(|_| format!("GET {url}: the answer is not UTF-8 text"))
+}
+
 /// One TCP probe: `Ok` when `addr` accepts a connection.
 pub async fn probe_tcp(addr: &str, timeout: Duration) -> Result<(), String> {
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
@@ -372,8 +452,9 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// `deployer probe http URL | tcp HOST:PORT [--timeout-ms N] | idle [--secs N]`, the
-/// commands run inside the probe container. Prints one line; exit status 0 when healthy.
+/// `deployer probe http URL | get URL | tcp HOST:PORT [--timeout-ms N] | idle [--secs N]`,
+/// the commands run inside the probe container. Prints one line (`get`: the body of a 200);
+/// exit status 0 when healthy.
 pub async fn run_cli(args: &[String]) -> std::process::ExitCode {
     use std::process::ExitCode;
     let flag = |name: &str, default: u64| {
@@ -390,12 +471,19 @@ pub async fn run_cli(args: &[String]) -> std::process::ExitCode {
     ) {
         (Some("http"), Some(url)) => probe_http(&http_client(), url, timeout).await,
         (Some("tcp"), Some(addr)) => probe_tcp(addr, timeout).await,
+        (Some("get"), Some(url)) => match get_body(&http_client(), url, timeout, MAX_BODY_BYTES).await {
+            Ok(body) => {
+                print!("{body}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => Err(e),
+        },
         (Some("idle"), _) => {
             tokio::time::sleep(Duration::from_secs(flag("--secs", IDLE_LIMIT.as_secs()))).await;
             return ExitCode::SUCCESS;
         }
         _ => Err(
-            "usage: deployer probe http URL | tcp HOST:PORT [--timeout-ms N] | idle [--secs N]"
+            "usage: deployer probe http URL | get URL | tcp HOST:PORT [--timeout-ms N] | idle [--secs N]"
                 .into(),
         ),
     };

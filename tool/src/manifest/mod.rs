@@ -54,8 +54,20 @@ pub struct Manifest {
     pub networks: BTreeMap<NetworkName, NetworkSpec>,
     /// Named volumes declared under the top-level `volumes:`.
     pub volumes: BTreeMap<VolumeName, VolumeSpec>,
+    /// The top-level `event_store`: the service that is the fleet's event store, asked which
+    /// event versions it holds. `None` skips the plan's stored-versions check.
+    pub event_store: Option<EventStore>,
     /// The files it was loaded from, in overlay order.
     pub sources: Vec<PathBuf>,
+}
+
+/// The top-level `event_store: {service: NAME, port: N}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventStore {
+    /// A service of the manifest.
+    pub service: ServiceName,
+    /// The port it listens on inside the project network (not a published port).
+    pub port: u16,
 }
 
 /// One service of the manifest, checked and resolved (interpolated, env files read, secrets read).

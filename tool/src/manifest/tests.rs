@@ -17,6 +17,9 @@ fn env(name: &str) -> Option<String> {
 
 fn describe(m: &Manifest) -> String {
     let mut out = format!("project {}\n", m.project);
+    if let Some(e) = &m.event_store {
+        let _ = writeln!(out, "event store {}:{}", e.service, e.port);
+    }
     for n in m.networks.values() {
         let _ = writeln!(out, "network {} -> {}", n.name, n.engine_name);
     }
@@ -521,4 +524,22 @@ services:
         (None, false, None)
     );
     assert_eq!(web.update.drain, DEFAULT_DRAIN);
+}
+
+#[test]
+fn the_event_store_is_named_by_service_and_port() {
+    check(
+        &[(
+            "m.yaml",
+            "project: p\nevent_store:\n  service: store\n  port: 8100\nservices:\n  store:\n    image: es\n",
+        )],
+        "
+project p
+event store store:8100
+network default -> p-default
+service store
+  image es
+  networks default
+  replicas 1 update StartFirst/1/Rollback restart UnlessStopped grace 10s",
+    );
 }

@@ -6,7 +6,7 @@
 mod auth;
 mod http_client;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -100,6 +100,9 @@ pub struct RegistryClient {
     config: DockerConfig,
     certs_dir: PathBuf,
     with_own_ca: Arc<Mutex<HashMap<String, HttpClient>>>,
+    /// The `Authorization` that last worked per (registry, repository), so the manifest and
+    /// blob requests after a tag's resolution fetch no new token.
+    authorizations: Arc<Mutex<HashMap<(String, String), String>>>,
 }
 
 impl RegistryClient {
@@ -114,6 +117,7 @@ impl RegistryClient {
             config,
             certs_dir: PathBuf::from(DEFAULT_CERTS_DIR),
             with_own_ca: Arc::default(),
+            authorizations: Arc::default(),
         })
     }
 
@@ -141,41 +145,219 @@ impl RegistryClient {
         repository: &str,
         reference: &str,
     ) -> Result<String, RegistryError> {
-        let (scheme, http) = self.endpoint(registry)?;
+        let (scheme, _) = self.endpoint(registry)?;
         let url = format!("{scheme}://{registry}/v2/{repository}/manifests/{reference}");
         let image = format!("{registry}/{repository}:{reference}");
-        let unreachable = |e: SendError| self.send_error(registry, e);
+        let resp = self
+            .authed(
+                registry,
+                repository,
+                &image,
+                Method::HEAD,
+                &url,
+                MANIFEST_ACCEPT,
+            )
+            .await?;
+        if let Some(d) = digest_header(&resp.headers) {
+            return Ok(d);
+        }
+        // Some registries omit the header on HEAD: fetch and hash the manifest.
+        let resp = self
+            .authed(
+                registry,
+                repository,
+                &image,
+                Method::GET,
+                &url,
+                MANIFEST_ACCEPT,
+            )
+            .await?;
+        if let Some(d) = digest_header(&resp.headers) {
+            return Ok(d);
+        }
+        Ok(format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(&resp.body))
+        ))
+    }
 
-        let mut auth_header: Option<String> = None;
+    /// The labels (`config.Labels`) of the image `reference` (a tag or digest) in `repository`
+    /// on `registry`, read from its config blob without pulling: the manifest, the linux/amd64
+    /// entry of an index or manifest list, then the config blob. An image without labels has
+    /// an empty map.
+    pub async fn labels(
+        &self,
+        registry: &str,
+        repository: &str,
+        reference: &str,
+    ) -> Result<BTreeMap<String, String>, RegistryError> {
+        let (scheme, _) = self.endpoint(registry)?;
+        let image = if reference.starts_with("sha256:") {
+            format!("{registry}/{repository}@{reference}")
+        } else {
+            format!("{registry}/{repository}:{reference}")
+        };
+        let bad = |detail: String| RegistryError::Unexpected {
+            registry: registry.to_string(),
+            image: image.clone(),
+            status: 200,
+            detail,
+        };
+        let manifest_url = |r: &str| format!("{scheme}://{registry}/v2/{repository}/manifests/{r}");
+        let mut url = manifest_url(reference);
+        let mut body = self
+            .authed(
+                registry,
+                repository,
+                &image,
+                Method::GET,
+                &url,
+                MANIFEST_ACCEPT,
+            )
+            .await?
+            .body;
+        // An index or manifest list, then its linux/amd64 image manifest.
+        for _ in 0..2 {
+            let m: ManifestDoc = serde_json::from_slice(&body)
+                .map_err(|e| bad(format!("reading the manifest at {url}: {e}")))?;
+            if let Some(config) = m.config {
+                let blob = format!(
+                    "{scheme}://{registry}/v2/{repository}/blobs/{}",
+                    config.digest
+                );
+                let resp = self
+                    .authed(registry, repository, &image, Method::GET, &blob, "*/*")
+                    .await?;
+                let resp = self.follow_redirect(registry, resp).await?;
+                if !config.digest.starts_with("sha256:")
+                    || format!("sha256:{}", hex::encode(sha2::Sha256::digest(&resp.body)))
+                        != config.digest
+                {
+                    return Err(bad(format!(
+                        "the config blob at {blob} does not match its digest {}",
+                        config.digest
+                    )));
+                }
+                let c: ImageConfig = serde_json::from_slice(&resp.body)
+                    .map_err(|e| bad(format!("reading the image config at {blob}: {e}")))?;
+                return Ok(c.config.and_then(|c| c.labels).unwrap_or_default());
+            }
+            let Some(entries) = m.manifests else {
+                return Err(bad(format!(
+                    "the manifest at {url} has neither a config nor a list of manifests"
+                )));
+            };
+            let chosen = entries
+                .iter()
+                .find(|e| {
+                    e.platform
+                        .as_ref()
+                        .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+                })
+                .or(match entries.as_slice() {
+                    [only] if only.platform.is_none() => Some(only),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    bad(format!(
+                        "the index at {url} holds no linux/amd64 image ({} entries)",
+                        entries.len()
+                    ))
+                })?;
+            url = manifest_url(&chosen.digest);
+            body = self
+                .authed(
+                    registry,
+                    repository,
+                    &image,
+                    Method::GET,
+                    &url,
+                    MANIFEST_ACCEPT,
+                )
+                .await?
+                .body;
+        }
+        Err(bad(format!("the index at {url} nests another index")))
+    }
+
+    /// A blob answer may redirect to storage elsewhere (S3, a CDN): follow one redirect,
+    /// without the registry's credentials.
+    async fn follow_redirect(
+        &self,
+        registry: &str,
+        resp: http_client::Response,
+    ) -> Result<http_client::Response, RegistryError> {
+        if !resp.status.is_redirection() {
+            return Ok(resp);
+        }
+        let location = resp
+            .headers
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RegistryError::Unreachable {
+                registry: registry.to_string(),
+                detail: format!("a redirect ({}) without a location", resp.status),
+            })?
+            .to_string();
+        let resp = self
+            .http
+            .send(Method::GET, &location, &[], true)
+            .await
+            .map_err(|e| self.send_error(registry, e))?;
+        if !resp.status.is_success() {
+            return Err(RegistryError::Unreachable {
+                registry: registry.to_string(),
+                detail: format!("{location} answered {}", resp.status),
+            });
+        }
+        Ok(resp)
+    }
+
+    /// One request to `registry` for `repository`, authenticating on a 401 (bearer or basic,
+    /// as challenged) and keeping the authorization for the next requests on the same
+    /// repository. Answers 2xx and 3xx; the others become errors naming `image`.
+    async fn authed(
+        &self,
+        registry: &str,
+        repository: &str,
+        image: &str,
+        method: Method,
+        url: &str,
+        accept: &str,
+    ) -> Result<http_client::Response, RegistryError> {
+        let (scheme, http) = self.endpoint(registry)?;
+        let read_body = method != Method::HEAD;
+        let key = (registry.to_string(), repository.to_string());
+        let cached = self
+            .authorizations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let mut auth_header: Option<String> = cached.clone();
         let mut sent: Option<Credentials> = None;
-        for attempt in 0..2 {
-            let mut headers = vec![(ACCEPT, MANIFEST_ACCEPT.to_string())];
+        // A kept authorization may have expired: one more round then.
+        let rounds = if cached.is_some() { 3 } else { 2 };
+        for attempt in 0..rounds {
+            let mut headers = vec![(ACCEPT, accept.to_string())];
             if let Some(h) = &auth_header {
                 headers.push((AUTHORIZATION, h.clone()));
             }
             let resp = http
-                .send(Method::HEAD, &url, &headers, false)
+                .send(method.clone(), url, &headers, read_body)
                 .await
-                .map_err(unreachable)?;
+                .map_err(|e| self.send_error(registry, e))?;
             match resp.status {
-                StatusCode::OK => {
-                    if let Some(d) = digest_header(&resp.headers) {
-                        return Ok(d);
+                s if s.is_success() || s.is_redirection() => {
+                    if let Some(h) = auth_header.filter(|h| Some(h) != cached.as_ref()) {
+                        self.authorizations
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(key, h);
                     }
-                    // Some registries omit the header on HEAD: fetch and hash the manifest.
-                    let resp = http
-                        .send(Method::GET, &url, &headers, true)
-                        .await
-                        .map_err(unreachable)?;
-                    if let Some(d) = digest_header(&resp.headers) {
-                        return Ok(d);
-                    }
-                    return Ok(format!(
-                        "sha256:{}",
-                        hex::encode(sha2::Sha256::digest(&resp.body))
-                    ));
+                    return Ok(resp);
                 }
-                StatusCode::UNAUTHORIZED if attempt == 0 => {
+                StatusCode::UNAUTHORIZED if attempt + 1 < rounds => {
                     let challenge = resp
                         .headers
                         .get(WWW_AUTHENTICATE)
@@ -229,13 +411,13 @@ impl RegistryClient {
                 StatusCode::NOT_FOUND => {
                     return Err(RegistryError::NotFound {
                         registry: registry.to_string(),
-                        image,
+                        image: image.to_string(),
                     })
                 }
                 other => {
                     return Err(RegistryError::Unexpected {
                         registry: registry.to_string(),
-                        image,
+                        image: image.to_string(),
                         status: other.as_u16(),
                         detail: other.canonical_reason().unwrap_or("").to_string(),
                     })
@@ -413,6 +595,39 @@ fn read_cas(dir: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         }
     }
     Ok(cas)
+}
+
+/// The parts of an image manifest, an OCI index or a Docker manifest list that matter here.
+#[derive(serde::Deserialize)]
+struct ManifestDoc {
+    config: Option<Descriptor>,
+    manifests: Option<Vec<Descriptor>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Descriptor {
+    digest: String,
+    platform: Option<Platform>,
+}
+
+#[derive(serde::Deserialize)]
+struct Platform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+}
+
+/// The image config blob: only `config.Labels` is read.
+#[derive(serde::Deserialize)]
+struct ImageConfig {
+    config: Option<ContainerConfig>,
+}
+
+#[derive(serde::Deserialize)]
+struct ContainerConfig {
+    #[serde(rename = "Labels")]
+    labels: Option<BTreeMap<String, String>>,
 }
 
 fn digest_header(headers: &HeaderMap) -> Option<String> {

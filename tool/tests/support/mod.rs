@@ -546,3 +546,35 @@ impl Drop for Poller {
             .status();
     }
 }
+
+/// The tag the deployer's tests build the fleet's images under: `fleet/<service>:tool-events`.
+pub const FLEET_TAG: &str = "tool-events";
+
+/// The fleet's image of `service` (`fleet/<service>:tool-events`), built once per test process
+/// for every service with `ci/build-images.sh` (which builds the static release binaries
+/// first).
+pub fn fleet_image(service: &str) -> String {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = workspace();
+        run(Command::new(root.join("ci/build-images.sh"))
+            .args(["--tag", FLEET_TAG])
+            .current_dir(&root));
+    });
+    format!("fleet/{service}:{FLEET_TAG}")
+}
+
+/// Builds `tag` as `FROM base` plus `lines` (Dockerfile instructions), labelled for `project`'s
+/// cleanup. Nothing is pulled: the base is a local image.
+pub fn derive_image(base: &str, lines: &[&str], tag: &str, project: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dockerfile = format!(
+        "FROM {base}\n{}\nLABEL deployer.test-project={project}\n",
+        lines.join("\n")
+    );
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).expect("write Dockerfile");
+    run(Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(dir.path())
+        .env("DOCKER_BUILDKIT", "0"));
+}

@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 use super::input::{too_large, MAX_FILE_BYTES};
 use super::types::{NetworkName, PortMapping, Problem, ProjectName, ServiceName, VolumeName};
 use super::yaml::{self, join_path, Key, Kind, Node, Pos};
-use super::{Diagnostic, Manifest, ManifestError, NetworkSpec, Service, VolumeSpec};
+use super::{Diagnostic, EventStore, Manifest, ManifestError, NetworkSpec, Service, VolumeSpec};
 use crate::labels;
 
-const TOP_KEYS: &[&str] = &["project", "services", "networks", "volumes"];
+const TOP_KEYS: &[&str] = &["project", "services", "networks", "volumes", "event_store"];
 
 pub(super) fn check(
     sources: &[(PathBuf, String)],
@@ -234,6 +234,10 @@ impl<'a> Checker<'a> {
         // The rules across services run whatever else is wrong, on the services that are
         // valid on their own, so one run reports every problem.
         self.cross_checks(&drafts, &all_names);
+        let event_store = match f.get("event_store") {
+            Some((_, node)) => self.event_store(node, &all_names),
+            None => None,
+        };
         let project = project?;
         if !self.diags.is_empty() {
             return None;
@@ -285,7 +289,70 @@ impl<'a> Checker<'a> {
                 .collect(),
             networks,
             volumes,
+            event_store,
             sources: self.sources.iter().map(|(p, _)| p.clone()).collect(),
+        })
+    }
+
+    /// Top-level `event_store: {service: NAME, port: N}`: which service is the event store,
+    /// and the port it listens on inside the project network.
+    fn event_store(&mut self, node: &Node, services: &BTreeSet<ServiceName>) -> Option<EventStore> {
+        let fix = "write `event_store: {service: NAME, port: N}`";
+        let entries = self.map(node, "event_store", fix)?;
+        let f = self.fields(entries, "event_store", &["service", "port"]);
+        let service = match f.get("service") {
+            Some((_, n)) => self
+                .parsed(n, "event_store.service", ServiceName::parse)
+                .and_then(|name| {
+                    if services.contains(&name) {
+                        Some(name)
+                    } else {
+                        let known: Vec<&str> = services.iter().map(ServiceName::as_str).collect();
+                        self.err(
+                            n.pos,
+                            "event_store.service",
+                            Problem::new(
+                                format!("`{name}` is not a service of this manifest"),
+                                format!(
+                                    "name the event store's service, one of: {}",
+                                    known.join(", ")
+                                ),
+                            ),
+                        );
+                        None
+                    }
+                }),
+            None => {
+                self.err(
+                    node.pos,
+                    "event_store.service",
+                    Problem::new(
+                        "the event store's service is missing",
+                        "add `service: NAME` under `event_store:`",
+                    ),
+                );
+                None
+            }
+        };
+        let port = match f.get("port") {
+            Some((_, n)) => self
+                .number(n, "event_store.port", 1, 65535, "port")
+                .and_then(|p| u16::try_from(p).ok()),
+            None => {
+                self.err(
+                    node.pos,
+                    "event_store.port",
+                    Problem::new(
+                        "the event store's port is missing",
+                        "add `port: N` (the port it listens on inside the network) under `event_store:`",
+                    ),
+                );
+                None
+            }
+        };
+        Some(EventStore {
+            service: service?,
+            port: port?,
         })
     }
 
