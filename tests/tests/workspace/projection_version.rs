@@ -10,11 +10,16 @@ fn the_declared_projection_version_is_the_code_s() {
     let path = workspace_root().join("ci/events/account-view.projection");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let declared: u32 = text.trim().parse().unwrap_or_else(|e| {
+    // `#` lines are comments, as in the other declarations.
+    let value: String = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let declared: u32 = value.parse().unwrap_or_else(|e| {
         panic!(
-            "{} holds {:?}, not a projection version (one integer): {e}",
-            path.display(),
-            text.trim()
+            "{} holds {value:?}, not a projection version (one integer): {e}",
+            path.display()
         )
     });
     assert_eq!(
