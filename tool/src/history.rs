@@ -76,6 +76,9 @@ pub struct Record {
     pub command: String,
     pub outcome: Outcome,
     pub services: Vec<ServiceRecord>,
+    /// The `--allow-incompatible` event versions that let an event-check refusal pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_incompatible: Vec<String>,
 }
 
 /// What happened to one service.
@@ -547,6 +550,12 @@ pub fn render_human(records: &[Record]) -> String {
                 .map(|b| format!("  (CI build {b})"))
                 .unwrap_or_default()
         ));
+        if !r.allowed_incompatible.is_empty() {
+            out.push_str(&format!(
+                "    allowed incompatible events: {}\n",
+                r.allowed_incompatible.join(", ")
+            ));
+        }
         for s in &r.services {
             let short = |d: &Option<String>| {
                 d.as_deref()
@@ -597,6 +606,7 @@ mod tests {
                     create_reference: None,
                 })
                 .collect(),
+            allowed_incompatible: Vec::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! deployer: plan and apply a fleet of services against a Docker Engine.
 
 pub mod apply;
+pub mod contract;
 pub mod down;
 pub mod engine;
 pub mod event_inputs;

@@ -371,6 +371,7 @@ impl<'a> Started<'a> {
             command: self.options.command.clone(),
             outcome,
             services,
+            allowed_incompatible: Vec::new(),
         }
     }
 }

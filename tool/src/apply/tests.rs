@@ -98,6 +98,7 @@ fn record(id: u64, done: &Executed) -> Record {
         command: "deployer apply".into(),
         outcome: done.outcome,
         services: done.services.clone(),
+        allowed_incompatible: Vec::new(),
     }
 }
 

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::contract::{self, ContractError, EventInputs, EventReport, EventVersion};
 use crate::labels;
 use crate::manifest::{Manifest, NetworkSpec, UpdatePolicy, VolumeSpec};
 use crate::spec::{self, ContainerSpec};
@@ -109,6 +110,10 @@ pub struct Plan {
     pub networks_to_create: Vec<NetworkSpec>,
     pub volumes_to_create: Vec<VolumeSpec>,
     pub summary: Summary,
+    /// The event gates (`check_events`); not `checked` in a plan made without them. A plan
+    /// with refusals is not applied.
+    #[serde(default)]
+    pub events: EventReport,
 }
 
 /// The plan for one service.
@@ -332,6 +337,7 @@ pub fn compute(manifest: &Manifest, observed: &Observed) -> Plan {
         networks_to_create,
         volumes_to_create,
         summary,
+        events: EventReport::default(),
     }
 }
 
@@ -373,6 +379,40 @@ pub fn fingerprint(observed: &Observed) -> String {
 }
 
 impl Plan {
+    /// Runs the event gates on the plan (pure; the caller gathers `inputs`): fills `events`,
+    /// and splits `deploy_order`'s levels where an event constraint needs one service to roll
+    /// before another. `allow`: the `--allow-incompatible` versions. Err: a desired image's
+    /// contract label is malformed.
+    pub fn check_events(
+        &mut self,
+        inputs: &EventInputs,
+        allow: &BTreeSet<EventVersion>,
+    ) -> Result<(), ContractError> {
+        let shape = contract::PlanShape {
+            depends_on: self
+                .services
+                .iter()
+                .filter(|s| s.action != Action::Remove)
+                .map(|s| (s.service.clone(), s.depends_on.clone()))
+                .collect(),
+            rolling: self
+                .services
+                .iter()
+                .filter(|s| matches!(s.action, Action::Create | Action::Replace { .. }))
+                .map(|s| s.service.clone())
+                .collect(),
+        };
+        let (report, levels) = contract::check(inputs, &shape, allow)?;
+        self.events = report;
+        self.deploy_order = levels;
+        Ok(())
+    }
+
+    /// True when the event gates refuse the plan: `plan` exits 1, `apply` changes nothing.
+    pub fn refused(&self) -> bool {
+        self.events.refused()
+    }
+
     /// True when apply has anything to do.
     pub fn has_changes(&self) -> bool {
         let s = &self.summary;

@@ -49,9 +49,33 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
             paint(GREEN, &format!("+ volume {}", v.engine_name))
         );
     }
+    let events = plan.events.render();
+    if !events.is_empty() {
+        out.push('\n');
+        for line in events.lines() {
+            let painted = if line.starts_with("  REFUSED") {
+                paint(RED, line)
+            } else if line.starts_with("  ALLOWED") {
+                paint(YELLOW, line)
+            } else {
+                line.to_owned()
+            };
+            let _ = writeln!(out, "{painted}");
+        }
+    }
     out.push('\n');
     out.push_str(&summary_line(plan));
     out.push('\n');
+    if plan.events.refused() {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                RED,
+                "The event checks refuse this plan: apply will change nothing (see events above)."
+            )
+        );
+    }
     out
 }
 

@@ -89,6 +89,8 @@ pub fn for_rollback(
         services,
         networks_to_create: Vec::new(),
         volumes_to_create: Vec::new(),
+        // A rollback returns to what ran before; the event gates do not hold it back.
+        events: Default::default(),
     })
 }
 

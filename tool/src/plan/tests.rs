@@ -496,6 +496,20 @@ fn saved_plans_round_trip_without_secrets() {
 }
 
 #[test]
+fn a_saved_plan_from_before_the_event_checks_still_reads() {
+    let plan = replan(|s| s.replace("B: \"2\"", "B: \"3\""), |_| {});
+    let mut v: serde_json::Value = serde_json::from_str(&plan.to_json()).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("events");
+    }
+    let back = Plan::from_json(&v.to_string()).map_err(|e| e.to_string());
+    assert_eq!(
+        back.map(|p| (p.events.checked, p.refused())),
+        Ok((false, false))
+    );
+}
+
+#[test]
 fn json_schema_top_level_shape() {
     let plan = replan(|s| s.replace("B: \"2\"", "B: \"3\""), |_| {});
     let v: serde_json::Value = serde_json::from_str(&plan.to_json()).unwrap_or_default();
@@ -507,6 +521,7 @@ fn json_schema_top_level_shape() {
         keys,
         [
             "deploy_order",
+            "events",
             "fingerprint",
             "format_version",
             "manifests",
