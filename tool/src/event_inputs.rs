@@ -11,27 +11,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-// TEMP until the contract module lands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageLabels {
-    pub image: String,
-    pub labels: BTreeMap<String, String>,
-}
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-pub struct StoredEventType {
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub version: u32,
-    pub count: u64,
-    pub first_position: u64,
-    pub last_position: u64,
-}
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventInputs {
-    pub running: BTreeMap<String, ImageLabels>,
-    pub desired: BTreeMap<String, ImageLabels>,
-    pub stored: Option<Vec<StoredEventType>>,
-}
+use crate::contract::{EventInputs, ImageLabels, StoredEventType};
 use crate::engine::{ContainerInfo, Engine, EngineError};
 use crate::labels;
 use crate::manifest::{ImageRef, Manifest};

@@ -11,8 +11,10 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use deployer::apply::{self, ApplyError, ApplyOptions};
+use deployer::contract::{EventGraph, EventVersion, Format};
 use deployer::engine::Engine;
 use deployer::manifest::{self, Manifest};
+use deployer::plan::Observed;
 use deployer::plan::{self, Plan};
 use deployer::progress::Progress;
 use deployer::registry::{self, DockerConfig, RegistryClient};
@@ -57,12 +59,18 @@ enum Output {
 enum Command {
     /// Show what apply would change, without changing anything.
     #[command(
-        after_help = "Examples:\n  deployer plan\n  deployer plan --output json > plan.json\n  deployer plan --out saved.plan --detailed-exitcode   # exit 0: no changes, 2: changes, 1: error"
+        after_help = "Examples:\n  deployer plan\n  deployer plan --output json > plan.json\n  deployer plan --out saved.plan --detailed-exitcode   # exit 0: no changes, 2: changes, 1: error\n  deployer plan --allow-incompatible AccountDebited@1   # let the refusals naming it pass\n\nEvent checks: plan reads each image's io.fleet.events.* labels (and the event store's\nGET /event-types when the manifest names event_store) and refuses (exit 1, also with\n--detailed-exitcode) a plan where a consumer could not read what is produced at some roll\nstep, a produced Type@N changes its schema incompatibly, or a consumer drops a stored\nversion. It orders the rolls so consumers gaining a version roll first. See `deployer events`."
     )]
     Plan(PlanArgs),
+    /// Print the fleet's event graph (services → Type@version → services), marking every edge
+    /// the current plan would break.
+    #[command(
+        after_help = "Examples:\n  deployer events                        # the desired fleet, as text\n  deployer events --running              # what runs now\n  deployer events --format dot | dot -Tsvg > events.svg\n  deployer events --format mermaid       # paste into a Markdown ```mermaid block\n  deployer events --format json | jq '.edges[] | select(.broken)'\n\nAn edge marked BROKEN (red and dashed in dot and mermaid) is one the plan's event checks\nrefuse: a consumer that cannot read a version, a version whose schema changed, a stored\nversion a consumer drops. Images without io.fleet.events.* labels have no edges.\nExit 0 whatever the graph shows; `deployer plan` is the gate."
+    )]
+    Events(EventsArgs),
     /// Bring the engine to the manifest's state, with health-gated rolls and fleet rollback.
     #[command(
-        after_help = "Examples:\n  deployer apply -f manifests/local.yaml\n  deployer apply --plan saved.plan     # refused if the engine changed since the plan was made\n\nCtrl-C (SIGINT) or SIGTERM: no new step starts, the run is undone, the lock released; exit 130 / 143.\nA second signal exits at once."
+        after_help = "Examples:\n  deployer apply -f manifests/local.yaml\n  deployer apply --plan saved.plan     # refused if the engine changed since the plan was made\n  deployer apply --allow-incompatible MoneyTransferCreated@1   # recorded in history\n\nA plan the event checks refuse (see `deployer plan`) changes nothing: exit 1.\n\nCtrl-C (SIGINT) or SIGTERM: no new step starts, the run is undone, the lock released; exit 130 / 143.\nA second signal exits at once."
     )]
     Apply(ApplyArgs),
     /// Show or free the deploy lock.
@@ -131,6 +139,31 @@ struct PlanArgs {
     /// Skip reading image labels and the event store (for measuring the checks' cost).
     #[arg(long, hide = true)]
     skip_event_checks: bool,
+    /// Let the event checks' refusals that name Type@version pass (repeatable); the plan
+    /// prints the override and apply records it in history.
+    #[arg(long = "allow-incompatible", value_name = "TYPE@VERSION", value_parser = parse_event_version)]
+    allow: Vec<EventVersion>,
+}
+
+#[derive(Debug, Args)]
+struct EventsArgs {
+    /// The graph of the containers running now, instead of the manifest's.
+    #[arg(long)]
+    running: bool,
+    /// text, json, dot (Graphviz) or mermaid.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+    format: GraphFormat,
+    /// As for plan: refusals naming Type@version no longer mark their edges as refused.
+    #[arg(long = "allow-incompatible", value_name = "TYPE@VERSION", value_parser = parse_event_version)]
+    allow: Vec<EventVersion>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GraphFormat {
+    Text,
+    Json,
+    Dot,
+    Mermaid,
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +171,10 @@ struct ApplyArgs {
     /// Apply this saved plan instead of planning afresh.
     #[arg(long, value_name = "FILE")]
     plan: Option<PathBuf>,
+    /// Let the event checks' refusals that name Type@version pass (repeatable); recorded in
+    /// history. A saved plan carries the overrides it was made with.
+    #[arg(long = "allow-incompatible", value_name = "TYPE@VERSION", value_parser = parse_event_version, conflicts_with = "plan")]
+    allow: Vec<EventVersion>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,17 +258,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let observed = observe::observe(&engine, &registry, &manifest)
                 .await
                 .context("reading the engine's state")?;
-            if !args.skip_event_checks {
-                let prober = deployer::probe::Prober::new(&engine, manifest.project.as_str());
-                let gathered =
-                    event_inputs::gather(&engine, &registry, &manifest, &observed, &prober).await;
-                prober.close().await;
-                let gathered = gathered.context("reading the inputs of the event checks")?;
-                for note in &gathered.notes {
-                    progress.line(format!("events: {note}"));
-                }
-            }
             let mut plan = plan::compute(&manifest, &observed);
+            if !args.skip_event_checks {
+                check_events(
+                    &engine,
+                    &registry,
+                    &manifest,
+                    &observed,
+                    &mut plan,
+                    &args.allow,
+                )
+                .await?;
+            }
             // `apply --plan FILE` without `-f` reads these, from wherever it runs.
             for path in &mut plan.manifests {
                 if let Ok(absolute) = std::path::absolute(&*path) {
@@ -262,11 +300,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     print!("{}", plan::render_human(&plan, color))
                 }
             }
-            Ok(if args.detailed_exitcode && plan.has_changes() {
+            Ok(if plan.refused() {
+                ExitCode::FAILURE
+            } else if args.detailed_exitcode && plan.has_changes() {
                 ExitCode::from(2)
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Events(args) => {
+            let manifest = load_manifest(&cli.files)?;
+            let (engine, registry) = connect().await?;
+            progress.line(format!("engine: {}", engine.options()));
+            let observed = observe::observe(&engine, &registry, &manifest)
+                .await
+                .context("reading the engine's state")?;
+            let mut plan = plan::compute(&manifest, &observed);
+            let inputs = check_events(
+                &engine,
+                &registry,
+                &manifest,
+                &observed,
+                &mut plan,
+                &args.allow,
+            )
+            .await?;
+            let graph = EventGraph::build(&inputs, args.running, &plan.events)
+                .context("reading the event contracts")?;
+            let format = match args.format {
+                GraphFormat::Text => Format::Text,
+                GraphFormat::Json => Format::Json,
+                GraphFormat::Dot => Format::Dot,
+                GraphFormat::Mermaid => Format::Mermaid,
+            };
+            print!("{}", graph.render(format));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Apply(args) => {
             let saved = match &args.plan {
@@ -296,6 +364,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 color,
                 interrupt: catch_signals(),
                 lock_timeout: cli.lock_timeout.unwrap_or_default(),
+                allow_incompatible: args.allow.clone(),
                 ..ApplyOptions::default()
             };
             let result =
@@ -548,6 +617,30 @@ fn color_allowed(cli: &Cli) -> bool {
 }
 
 /// `--lock-timeout`: a duration such as `30s`, `500ms` or `5m`.
+fn parse_event_version(text: &str) -> Result<EventVersion, String> {
+    text.parse().map_err(|e| format!("{e}"))
+}
+
+/// Reads the event checks' inputs (image labels, the store's event versions) and runs the
+/// checks on `plan`; the notes of the reading join the plan's. Returns the inputs read.
+async fn check_events(
+    engine: &Engine,
+    registry: &RegistryClient,
+    manifest: &Manifest,
+    observed: &Observed,
+    plan: &mut Plan,
+    allow: &[EventVersion],
+) -> anyhow::Result<deployer::contract::EventInputs> {
+    let prober = deployer::probe::Prober::new(engine, manifest.project.as_str());
+    let gathered = event_inputs::gather(engine, registry, manifest, observed, &prober).await;
+    prober.close().await;
+    let gathered = gathered.context("reading the inputs of the event checks")?;
+    plan.check_events(&gathered.inputs, &allow.iter().cloned().collect())
+        .context("checking the event contracts")?;
+    plan.events.notes.extend(gathered.notes);
+    Ok(gathered.inputs)
+}
+
 fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
     manifest::parse_duration(text).map_err(|p| format!("{}; {}", p.problem, p.fix))
 }

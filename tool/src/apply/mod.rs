@@ -44,6 +44,11 @@ pub struct ApplyOptions {
     /// How long to wait for the deploy lock while another deployer holds it (zero: fail at
     /// once).
     pub lock_timeout: std::time::Duration,
+    /// Run the event checks on a fresh plan (labels, the store's event versions); a refused
+    /// plan (fresh or saved) changes nothing.
+    pub event_checks: bool,
+    /// `--allow-incompatible`: the event versions whose refusals may pass.
+    pub allow_incompatible: Vec<crate::contract::EventVersion>,
 }
 
 impl Default for ApplyOptions {
@@ -55,6 +60,8 @@ impl Default for ApplyOptions {
             color: false,
             interrupt: Default::default(),
             lock_timeout: std::time::Duration::ZERO,
+            event_checks: true,
+            allow_incompatible: Vec::new(),
         }
     }
 }
@@ -72,6 +79,13 @@ pub enum ApplyError {
     Plan(#[from] PlanError),
     #[error("the saved plan is stale: the engine state changed since it was made (plan {planned}, now {now}); run `deployer plan` again")]
     StalePlan { planned: String, now: String },
+    #[error("reading the inputs of the event checks: {0}")]
+    EventInputs(#[from] crate::event_inputs::EventInputsError),
+    #[error("checking the event contracts: {0}")]
+    Contract(#[from] crate::contract::ContractError),
+    /// The plan's event checks refuse it; nothing was changed.
+    #[error("the event checks refuse the plan, nothing was changed:\n{}", .0.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n"))]
+    EventsRefused(Vec<String>),
     #[error("{0}")]
     Failed(Box<ApplyReport>),
     /// `deployer rollback` has nothing to return to: `rolling back web: ...`.
@@ -218,8 +232,31 @@ async fn apply_locked(
             saved.restore_secrets(manifest)?;
             saved
         }
-        None => plan::compute(manifest, &observed),
+        None => {
+            let mut plan = plan::compute(manifest, &observed);
+            if options.event_checks {
+                let prober = health::Prober::new(engine, manifest.project.as_str());
+                let gathered =
+                    crate::event_inputs::gather(engine, registry, manifest, &observed, &prober)
+                        .await;
+                prober.close().await;
+                let gathered = gathered?;
+                let allow = options.allow_incompatible.iter().cloned().collect();
+                plan.check_events(&gathered.inputs, &allow)?;
+                plan.events.notes.extend(gathered.notes);
+            }
+            plan
+        }
     };
+    if plan.refused() {
+        return Err(ApplyError::EventsRefused(
+            plan.events
+                .refusals
+                .iter()
+                .map(|f| f.message.clone())
+                .collect(),
+        ));
+    }
     let Executed {
         services,
         outcome,
@@ -234,7 +271,8 @@ async fn apply_locked(
             failure: None,
         }
     };
-    let record = started.finish(&plan.project, outcome, services);
+    let mut record = started.finish(&plan.project, outcome, services);
+    record.allowed_incompatible = plan.events.overrides();
     if outcome != Outcome::NoChanges {
         history::save(engine, &record).await?;
     }
