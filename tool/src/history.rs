@@ -642,6 +642,22 @@ mod tests {
         assert!(human.find("#2").expect("#2") < human.find("#1").expect("#1"));
     }
 
+    #[test]
+    fn allowed_incompatible_events_are_recorded_and_shown() {
+        let mut r = rec(
+            1,
+            Outcome::Succeeded,
+            &[("api", "d1", ServiceResult::Rolled)],
+        );
+        let plain = serde_json::to_value(&r).expect("json");
+        assert_eq!(plain.get("allowed_incompatible"), None);
+        r.allowed_incompatible = vec!["AccountDebited@1".into()];
+        let back: Record =
+            serde_json::from_str(&serde_json::to_string(&r).expect("json")).expect("read");
+        assert_eq!(back.allowed_incompatible, ["AccountDebited@1"]);
+        assert!(render_human(&[r]).contains("    allowed incompatible events: AccountDebited@1\n"));
+    }
+
     /// Regression: pruning kept only the newest 100 records, so 100 applies of other
     /// services (or no-op applies) pushed out every revision `rollback api` could return to.
     #[test]

@@ -14,11 +14,10 @@ use deployer::apply::{self, ApplyError, ApplyOptions};
 use deployer::contract::{EventGraph, EventVersion, Format};
 use deployer::engine::Engine;
 use deployer::manifest::{self, Manifest};
-use deployer::plan::Observed;
 use deployer::plan::{self, Plan};
 use deployer::progress::Progress;
 use deployer::registry::{self, DockerConfig, RegistryClient};
-use deployer::{down, event_inputs, history, lock, observe, smoke, status};
+use deployer::{down, history, lock, observe, smoke, status};
 
 /// Plan and apply a fleet of containerised services on a Docker Engine.
 #[derive(Debug, Parser)]
@@ -260,7 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("reading the engine's state")?;
             let mut plan = plan::compute(&manifest, &observed);
             if !args.skip_event_checks {
-                check_events(
+                apply::check_events(
                     &engine,
                     &registry,
                     &manifest,
@@ -268,7 +267,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &mut plan,
                     &args.allow,
                 )
-                .await?;
+                .await
+                .context("running the event checks")?;
             }
             // `apply --plan FILE` without `-f` reads these, from wherever it runs.
             for path in &mut plan.manifests {
@@ -316,7 +316,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
                 .context("reading the engine's state")?;
             let mut plan = plan::compute(&manifest, &observed);
-            let inputs = check_events(
+            let inputs = apply::check_events(
                 &engine,
                 &registry,
                 &manifest,
@@ -324,7 +324,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &mut plan,
                 &args.allow,
             )
-            .await?;
+            .await
+            .context("running the event checks")?;
             let graph = EventGraph::build(&inputs, args.running, &plan.events)
                 .context("reading the event contracts")?;
             let format = match args.format {
@@ -619,26 +620,6 @@ fn color_allowed(cli: &Cli) -> bool {
 /// `--lock-timeout`: a duration such as `30s`, `500ms` or `5m`.
 fn parse_event_version(text: &str) -> Result<EventVersion, String> {
     text.parse().map_err(|e| format!("{e}"))
-}
-
-/// Reads the event checks' inputs (image labels, the store's event versions) and runs the
-/// checks on `plan`; the notes of the reading join the plan's. Returns the inputs read.
-async fn check_events(
-    engine: &Engine,
-    registry: &RegistryClient,
-    manifest: &Manifest,
-    observed: &Observed,
-    plan: &mut Plan,
-    allow: &[EventVersion],
-) -> anyhow::Result<deployer::contract::EventInputs> {
-    let prober = deployer::probe::Prober::new(engine, manifest.project.as_str());
-    let gathered = event_inputs::gather(engine, registry, manifest, observed, &prober).await;
-    prober.close().await;
-    let gathered = gathered.context("reading the inputs of the event checks")?;
-    plan.check_events(&gathered.inputs, &allow.iter().cloned().collect())
-        .context("checking the event contracts")?;
-    plan.events.notes.extend(gathered.notes);
-    Ok(gathered.inputs)
 }
 
 fn parse_lock_timeout(text: &str) -> Result<Duration, String> {

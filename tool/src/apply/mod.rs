@@ -79,9 +79,9 @@ pub enum ApplyError {
     Plan(#[from] PlanError),
     #[error("the saved plan is stale: the engine state changed since it was made (plan {planned}, now {now}); run `deployer plan` again")]
     StalePlan { planned: String, now: String },
-    #[error("reading the inputs of the event checks: {0}")]
+    #[error(transparent)]
     EventInputs(#[from] crate::event_inputs::EventInputsError),
-    #[error("checking the event contracts: {0}")]
+    #[error(transparent)]
     Contract(#[from] crate::contract::ContractError),
     /// The plan's event checks refuse it; nothing was changed.
     #[error("the event checks refuse the plan, nothing was changed:\n{}", .0.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n"))]
@@ -178,6 +178,26 @@ pub async fn apply(
     .await
 }
 
+/// Reads the event checks' inputs (image labels, the store's event versions) and runs the
+/// checks on `plan` (`Plan::check_events`); the notes of the reading join the plan's. Returns
+/// the inputs read (`deployer events` draws them).
+pub async fn check_events(
+    engine: &Engine,
+    registry: &RegistryClient,
+    manifest: &Manifest,
+    observed: &plan::Observed,
+    plan: &mut Plan,
+    allow: &[crate::contract::EventVersion],
+) -> Result<crate::contract::EventInputs, ApplyError> {
+    let prober = health::Prober::new(engine, manifest.project.as_str());
+    let gathered = crate::event_inputs::gather(engine, registry, manifest, observed, &prober).await;
+    prober.close().await;
+    let gathered = gathered?;
+    plan.check_events(&gathered.inputs, &allow.iter().cloned().collect())?;
+    plan.events.notes.extend(gathered.notes);
+    Ok(gathered.inputs)
+}
+
 /// Runs `work` holding the project's deploy lock, which is released whatever `work` returns; a
 /// report with a failure becomes [`ApplyError::Failed`].
 async fn under_lock(
@@ -235,15 +255,15 @@ async fn apply_locked(
         None => {
             let mut plan = plan::compute(manifest, &observed);
             if options.event_checks {
-                let prober = health::Prober::new(engine, manifest.project.as_str());
-                let gathered =
-                    crate::event_inputs::gather(engine, registry, manifest, &observed, &prober)
-                        .await;
-                prober.close().await;
-                let gathered = gathered?;
-                let allow = options.allow_incompatible.iter().cloned().collect();
-                plan.check_events(&gathered.inputs, &allow)?;
-                plan.events.notes.extend(gathered.notes);
+                check_events(
+                    engine,
+                    registry,
+                    manifest,
+                    &observed,
+                    &mut plan,
+                    &options.allow_incompatible,
+                )
+                .await?;
             }
             plan
         }

@@ -47,6 +47,14 @@ pub fn check(
     for p in &names {
         for c in &names {
             pair(&fleet, p, c, &mut findings, &mut edges);
+            let (ps, cs) = (&fleet.services[p.as_str()], &fleet.services[c.as_str()]);
+            let now = unreadable(ps.old.as_ref(), cs.old.as_ref());
+            let after = unreadable(ps.new.as_ref(), cs.new.as_ref());
+            for e in now.intersection(&after) {
+                report.notes.push(format!(
+                    "already now, {c} cannot read {e}, which {p} emits; this plan does not change that, so it is not refused"
+                ));
+            }
         }
     }
     let (levels, cycles) = order::levels(&shape.depends_on, edges, allow);
@@ -76,10 +84,11 @@ pub fn check(
         .flat_map(|c| c.produces.iter())
         .collect();
     if read_ok {
+        let (n, m) = (n_events.len(), fleet.with_contract());
         report.passed.push(format!(
-            "every consumer reads what is produced, after every roll step ({} event versions, {} services with a contract)",
-            n_events.len(),
-            fleet.with_contract()
+            "every consumer reads what is produced, after every roll step ({n} event version{}, {m} service{} with a contract)",
+            if n == 1 { "" } else { "s" },
+            if m == 1 { "" } else { "s" },
         ));
     }
     if schema_ok {
@@ -104,11 +113,6 @@ pub fn check(
         report.notes.push(format!(
             "--allow-incompatible {a}: no refusal names {a}; the flag changes nothing"
         ));
-    }
-    if !stored_checked {
-        report.notes.push(
-            "the manifest names no event_store: the stored-version check is skipped".to_string(),
-        );
     }
     report.order = levels
         .iter()
@@ -351,7 +355,8 @@ fn schema_changes(fleet: &Fleet, findings: &mut Vec<Finding>) {
 }
 
 /// Check 3: every version the store holds stays readable by each changed consumer of its
-/// type. Returns false when skipped (no store named).
+/// type. Returns false when skipped (`stored` is `None`: the reader of the inputs notes why,
+/// no `event_store` in the manifest or a store that cannot answer).
 fn stored_versions(fleet: &Fleet, inputs: &EventInputs, findings: &mut Vec<Finding>) -> bool {
     let Some(stored) = &inputs.stored else {
         return false;

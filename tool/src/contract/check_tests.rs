@@ -142,10 +142,7 @@ fn refuses_a_producer_emitting_a_version_no_consumer_reads() {
     assert!(r.refused());
     assert_eq!(
         r.notes,
-        [
-            "images without an event contract, ignored by the event checks: fleet/gateway:1",
-            "the manifest names no event_store: the stored-version check is skipped"
-        ]
+        ["images without an event contract, ignored by the event checks: fleet/gateway:1"]
     );
 }
 
@@ -413,7 +410,69 @@ fn the_human_section_is_short() {
   ok      every produced version keeps a compatible schema
   order   account-view → transfers
   note    images without an event contract, ignored by the event checks: fleet/gateway:1
-  note    the manifest names no event_store: the stored-version check is skipped
 "
     );
+}
+
+#[test]
+fn a_cycle_through_several_services_names_each_constraint() {
+    let mut case = banking(
+        ("fleet/transfers:2", "MoneyTransferCreated@2"),
+        (
+            "fleet/account-view:2",
+            "MoneyTransferCreated@1,MoneyTransferCreated@2",
+        ),
+    );
+    case.deps = vec![
+        ("event-store", vec!["transfers"]),
+        ("account-view", vec!["event-store"]),
+        ("gateway", vec!["transfers", "account-view"]),
+    ];
+    let (r, levels) = case.run();
+    assert_eq!(
+        messages(&r),
+        ["no roll order lets every consumer read what is produced; the order tried needs account-view before transfers (transfers's new image emits MoneyTransferCreated@2, which account-view's running image does not read), then transfers before event-store (event-store depends_on transfers), then event-store before account-view (account-view depends_on event-store), a cycle; roll the change in two applies, or pass --allow-incompatible MoneyTransferCreated@2"]
+    );
+    // The depends_on order still holds for the rest.
+    assert_eq!(
+        levels,
+        [
+            vec!["transfers"],
+            vec!["event-store"],
+            vec!["account-view"],
+            vec!["gateway"]
+        ]
+    );
+}
+
+#[test]
+fn without_event_constraints_the_order_is_the_depends_on_order() {
+    let case = banking(
+        ("fleet/transfers:2", "MoneyTransferCreated@1"),
+        ("fleet/account-view:2", "MoneyTransferCreated@1"),
+    );
+    let (_, levels) = case.run();
+    assert_eq!(
+        levels,
+        [
+            vec!["event-store"],
+            vec!["account-view", "transfers"],
+            vec!["gateway"]
+        ]
+    );
+}
+
+#[test]
+fn a_break_the_plan_does_not_cause_is_noted_not_refused() {
+    let mut case = banking(
+        ("fleet/transfers:1", "MoneyTransferCreated@2"),
+        ("fleet/account-view:2", "MoneyTransferCreated@1"),
+    );
+    case.running[1].1 = image("fleet/transfers:1", "MoneyTransferCreated@2", "");
+    let (r, _) = case.run();
+    assert!(!r.refused(), "{:?}", r.refusals);
+    assert!(r.notes.contains(
+        &"already now, account-view cannot read MoneyTransferCreated@2, which transfers emits; this plan does not change that, so it is not refused"
+            .to_string()
+    ), "{:?}", r.notes);
 }

@@ -307,4 +307,8 @@ fn parse_schemas(
 #[cfg(test)]
 mod check_tests;
 #[cfg(test)]
+mod graph_tests;
+#[cfg(test)]
+mod schema_tests;
+#[cfg(test)]
 mod tests;

@@ -237,16 +237,10 @@ impl<'a> Cx<'a> {
         let (o, n) = match (o.and_then(Value::as_array), n.and_then(Value::as_array)) {
             (None, None) => return,
             (Some(o), Some(n)) => (o, n),
-            (o, n) => {
-                return self.push(
-                    path,
-                    format!(
-                        "`{k}` changed from {} to {} alternatives",
-                        o.map_or(0, Vec::len),
-                        n.map_or(0, Vec::len)
-                    ),
-                )
+            (None, Some(n)) => {
+                return self.push(path, format!("`{k}` added ({} alternatives)", n.len()))
             }
+            (Some(_), None) => return self.push(path, format!("`{k}` removed")),
         };
         let ot = self.tags(self.old_root, o);
         let nt = self.tags(self.new_root, n);

@@ -763,3 +763,51 @@ fn spec_hash_is_stable_across_runs() {
 }
 
 const PINNED_DB_HASH: &str = "ea0041654816a9b1e0eafa4e1002579cc19372fc39d9d910dd171e145ec93671";
+
+/// The event gates on a real plan: api (a consumer gaining Ev@2) and worker (starting to emit
+/// it) are created together, both depending on db; api must roll a level before worker.
+#[test]
+fn event_checks_split_a_level_and_a_refusal_is_rendered() {
+    let manifest = load(FLEET);
+    let mut plan = compute(&manifest, &empty());
+    let labels = |p: &str, c: &str| {
+        BTreeMap::from([
+            (contract::LABEL_PRODUCES.to_string(), p.to_string()),
+            (contract::LABEL_CONSUMES.to_string(), c.to_string()),
+        ])
+    };
+    let image = |i: &str, p: &str, c: &str| contract::ImageLabels {
+        image: i.to_string(),
+        labels: labels(p, c),
+    };
+    let mut inputs = EventInputs {
+        running: BTreeMap::from([
+            ("api".to_string(), image("api:0", "", "Ev@1")),
+            ("worker".to_string(), image("worker:0", "Ev@1", "")),
+        ]),
+        desired: BTreeMap::from([
+            ("db".to_string(), image("db:1", "", "")),
+            ("api".to_string(), image("api:1", "", "Ev@1,Ev@2")),
+            ("worker".to_string(), image("worker:1", "Ev@2", "")),
+        ]),
+        stored: None,
+    };
+    plan.check_events(&inputs, &BTreeSet::new()).unwrap();
+    assert!(!plan.refused());
+    assert_eq!(plan.deploy_order, [vec!["db"], vec!["api"], vec!["worker"]]);
+
+    inputs
+        .desired
+        .insert("api".to_string(), image("api:1", "", "Ev@1"));
+    let mut plan = compute(&manifest, &empty());
+    plan.check_events(&inputs, &BTreeSet::new()).unwrap();
+    assert!(plan.refused());
+    let text = render_human(&plan, false);
+    assert!(
+        text.contains("  REFUSED a consumer cannot read what is produced\n          api (api:1) cannot read Ev@2, which worker (worker:1) emits")
+            && text.ends_with("The event checks refuse this plan: apply will change nothing (see events above).\n"),
+        "{text}"
+    );
+    let back = Plan::from_json(&plan.to_json()).map(|p| p.refused());
+    assert!(matches!(back, Ok(true)));
+}
