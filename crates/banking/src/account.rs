@@ -4,12 +4,13 @@
 use std::collections::VecDeque;
 
 use es_core::{Aggregate, DomainEvent};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{CustomerId, Money, TransferId};
 
 /// Something that happened to an account. The variant name is the envelope's `event_type`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum AccountEvent {
     AccountOpened {
         #[serde(default)]

@@ -3,7 +3,9 @@
 
 pub mod account;
 pub mod domain;
+pub mod examples;
 pub mod saga;
+pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transfer;

@@ -2,19 +2,21 @@
 //! current state; a duplicate or stale step changes nothing.
 
 use es_core::{Aggregate, DomainEvent};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{AccountId, Money};
 
 /// What every transfer event carries (as in the talk's example).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TransferDetails {
     pub from_account_id: AccountId,
     pub to_account_id: AccountId,
     pub amount: Money,
     /// When the transfer was requested. Older events without it load as the Unix epoch.
     #[serde(default = "epoch", with = "time::serde::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub date: OffsetDateTime,
     /// Free text; events written before it existed load with an empty description.
     #[serde(default)]
@@ -26,7 +28,7 @@ fn epoch() -> OffsetDateTime {
 }
 
 /// Something that happened to a transfer. The variant name is the envelope's `event_type`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum TransferEvent {
     MoneyTransferCreated(TransferDetails),
     DebitRecorded(TransferDetails),

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use es_core::{DecodeError, EncodeError, EventEnvelope, ExpectedVersion, NewEvent, StreamId};
 
-pub use event_store_api::SubscriptionSpec;
+pub use event_store_api::{EventTypeCount, SubscriptionSpec};
 
 /// A cheap-to-clone handle on one event store.
 #[derive(Debug, Clone)]
@@ -333,6 +333,15 @@ impl EventStoreClient {
         )
         .await?
         .json()
+    }
+
+    /// The event types and schema versions the store holds, with their counts and first and last
+    /// positions (`GET /event-types`), sorted by type, then version.
+    pub async fn event_types(&self) -> Result<Vec<EventTypeCount>, ClientError> {
+        let url = self.url(&path::EVENT_TYPES)?;
+        self.call(Method::GET, url, |request| request, None)
+            .await?
+            .json()
     }
 
     /// The latest snapshot of a stream, if any.

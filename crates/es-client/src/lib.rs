@@ -8,8 +8,8 @@ pub mod partitioned;
 pub mod repository;
 
 pub use client::{
-    AppendResult, ClientError, EventStoreClient, LogFilter, LogPage, RetryPolicy, Snapshot,
-    StreamPage, StreamQuery, SubscriptionSpec,
+    AppendResult, ClientError, EventStoreClient, EventTypeCount, LogFilter, LogPage, RetryPolicy,
+    Snapshot, StreamPage, StreamQuery, SubscriptionSpec,
 };
 pub use follow::{Backoff, Follower, Poison};
 pub use repository::{CommandContext, ExecuteError, Executed, Loaded, Repository};

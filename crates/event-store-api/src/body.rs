@@ -110,6 +110,21 @@ pub struct ImportResponse {
     pub events: u64,
 }
 
+/// One row of `GET /event-types`: how many events of one type at one schema version the store
+/// holds, and the positions of the first and last of them. The answer is an array of these,
+/// sorted by type, then version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventTypeCount {
+    /// The event type (`event_type` of the envelope).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The schema version (`schema_version` of the envelope).
+    pub version: u32,
+    pub count: u64,
+    pub first_position: u64,
+    pub last_position: u64,
+}
+
 impl EventFilter {
     pub fn is_empty(&self) -> bool {
         self.event_types.is_none() && self.stream_prefix.is_none()
@@ -239,5 +254,23 @@ mod tests {
         let page: LogPage<serde_json::Value> =
             serde_json::from_value(json!({"events": []})).expect("parses");
         assert_eq!(page.head, None);
+    }
+
+    #[test]
+    fn event_type_count_wire_format() {
+        let row = EventTypeCount {
+            event_type: "AccountOpened".into(),
+            version: 1,
+            count: 3,
+            first_position: 1,
+            last_position: 9,
+        };
+        let wire = json!({"type": "AccountOpened", "version": 1, "count": 3,
+                          "first_position": 1, "last_position": 9});
+        assert_eq!(serde_json::to_value(&row).ok(), Some(wire.clone()));
+        assert_eq!(
+            serde_json::from_value::<EventTypeCount>(wire).ok(),
+            Some(row)
+        );
     }
 }

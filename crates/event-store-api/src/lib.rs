@@ -14,8 +14,8 @@ pub mod path;
 pub mod version;
 
 pub use body::{
-    AckRequest, AppendRequest, AppendResponse, EventFilter, ImportRequest, ImportResponse, LogPage,
-    Snapshot, StreamPage, Subscription, SubscriptionSpec,
+    AckRequest, AppendRequest, AppendResponse, EventFilter, EventTypeCount, ImportRequest,
+    ImportResponse, LogPage, Snapshot, StreamPage, Subscription, SubscriptionSpec,
 };
 pub use error::{ErrorBody, WrongExpectedVersionBody};
 pub use names::{

@@ -14,6 +14,9 @@ pub fn stream_snapshot(stream_id: &str) -> [&str; 3] {
 /// `/events`: the global log.
 pub const EVENTS: [&str; 1] = ["events"];
 
+/// `/event-types`: the event types and schema versions the store holds, with counts.
+pub const EVENT_TYPES: [&str; 1] = ["event-types"];
+
 /// `/import`: events with their own positions, for restores.
 pub const IMPORT: [&str; 1] = ["import"];
 

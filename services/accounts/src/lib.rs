@@ -15,6 +15,13 @@ use service_kit::{Counter, Listener, ServeError};
 
 pub use http::router;
 
+/// The JSON Schemas of the events this service produces (every `AccountEvent`), keyed
+/// `Type@schema_version`: the `accounts event-schemas` subcommand prints them for the image's
+/// `io.fleet.events.schemas` label.
+pub fn event_schemas() -> Result<banking::schema::EventSchemas, banking::schema::SchemaError> {
+    banking::schema::account_events()
+}
+
 /// The service's settings; [`Config::from_env`] documents the variables.
 #[derive(Debug, Clone)]
 pub struct Config {

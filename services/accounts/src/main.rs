@@ -1,8 +1,9 @@
-//! The accounts binary: `accounts` (or `accounts serve`) runs it; `accounts healthcheck` probes it.
+//! The accounts binary: `accounts` (or `accounts serve`) runs it; `accounts healthcheck` probes it;
+//! `accounts event-schemas` prints the JSON Schemas of the events it produces.
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -11,9 +12,34 @@ use clap::Parser;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Option<service_kit::Command>,
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Service(service_kit::Command),
+    /// Print the JSON Schemas (draft 2020-12) of the events this service produces, as one line
+    /// of JSON {"Type@version": schema}; ci/build-images.sh puts it in the image's
+    /// io.fleet.events.schemas label.
+    EventSchemas,
 }
 
 fn main() -> ExitCode {
-    service_kit::service::main::<accounts::Application>(Cli::parse().command)
+    match Cli::parse().command {
+        Some(Command::EventSchemas) => match accounts::event_schemas() {
+            Ok(schemas) => {
+                println!("{}", banking::schema::label(&schemas));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Service(command)) => {
+            service_kit::service::main::<accounts::Application>(Some(command))
+        }
+        None => service_kit::service::main::<accounts::Application>(None),
+    }
 }

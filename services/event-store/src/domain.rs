@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use event_store_api::{
-    is_valid_event_type, is_valid_name, EventFilter, ExpectedVersion, Subscription,
+    is_valid_event_type, is_valid_name, EventFilter, EventTypeCount, ExpectedVersion, Subscription,
     SubscriptionSpec, MAX_EVENT_TYPE_LEN, MAX_NAME_LEN,
 };
 

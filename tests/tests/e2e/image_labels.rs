@@ -1,6 +1,7 @@
 //! The images: FROM scratch, non-root, a HEALTHCHECK through the binary, OCI labels, the event
-//! labels, and at most 15 MB each. (That the event declarations they are labelled from match
-//! the code is checked without Docker, in the `workspace` test binary.)
+//! labels (the schemas label equal to the schemas the code generates), the projection version
+//! label, and at most 15 MB each. (That the event declarations they are labelled from match the
+//! code is checked without Docker, in the `workspace` test binary.)
 
 use std::collections::BTreeSet;
 
@@ -75,6 +76,29 @@ fn every_image_is_small_non_root_health_checked_and_labelled() {
                 label("org.opencontainers.image.revision")
             ));
         }
+        let schemas = label("io.fleet.events.schemas");
+        let generated = generated_schemas(service);
+        match serde_json::from_str::<serde_json::Value>(&schemas) {
+            Ok(labelled) if labelled == generated => {}
+            Ok(labelled) => problems.push(format!(
+                "{image} labels io.fleet.events.schemas {labelled}, the code generates {generated}"
+            )),
+            Err(e) => problems.push(format!(
+                "{image} has an io.fleet.events.schemas label that is not JSON ({e}): {schemas:?}"
+            )),
+        }
+        if schemas.contains('\n') {
+            problems.push(format!(
+                "{image}'s io.fleet.events.schemas label spans lines"
+            ));
+        }
+        let projection = labels.get("io.fleet.projection.version").cloned();
+        let declared = projection_version(service);
+        if projection != declared {
+            problems.push(format!(
+                "{image} labels io.fleet.projection.version {projection:?}, ci/events/{service}.projection declares {declared:?}"
+            ));
+        }
         for kind in ["produces", "consumes"] {
             let declared = events::declared(service, kind).expect("declarations");
             let labelled: BTreeSet<String> = label(&format!("io.fleet.events.{kind}"))
@@ -94,4 +118,26 @@ fn every_image_is_small_non_root_health_checked_and_labelled() {
         "image problems:\n  {}",
         problems.join("\n  ")
     );
+}
+
+/// The schemas label `service`'s image must carry: what its library generates, `{}` for a
+/// service that produces nothing.
+fn generated_schemas(service: &str) -> serde_json::Value {
+    let schemas = match service {
+        "accounts" => accounts::event_schemas(),
+        "transfers" => transfers::event_schemas(),
+        _ => Ok(Default::default()),
+    }
+    .unwrap_or_else(|e| panic!("generating the schemas of {service}: {e}"));
+    serde_json::from_str(&banking::schema::label(&schemas)).expect("the label is JSON")
+}
+
+/// The projection version `ci/events/<service>.projection` declares, if the file exists.
+fn projection_version(service: &str) -> Option<String> {
+    let path = workspace_root().join(format!("ci/events/{service}.projection"));
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
 }

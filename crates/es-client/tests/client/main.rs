@@ -2,6 +2,7 @@
 
 mod append_load;
 mod cache;
+mod event_types;
 mod execute;
 mod follow;
 mod idempotency;

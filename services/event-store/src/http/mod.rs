@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::domain::{
-    format_time, AppendBatch, AppendBody, AppendOutcome, EventFilter, GroupName, ImportBatch,
-    ImportBody, ImportOutcome, InvalidImport, InvalidInput, RecordedEvent, Snapshot, StreamId,
-    Subscription, SubscriptionSpec,
+    format_time, AppendBatch, AppendBody, AppendOutcome, EventFilter, EventTypeCount, GroupName,
+    ImportBatch, ImportBody, ImportOutcome, InvalidImport, InvalidInput, RecordedEvent, Snapshot,
+    StreamId, Subscription, SubscriptionSpec,
 };
 use crate::storage::{
     AsOf, GlobalQuery, GlobalSlice, ImportConflict, Storage, StorageError, StreamQuery,
@@ -127,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/events", get(read_log))
         .route("/import", post(import))
+        .route("/event-types", get(event_types))
         .route("/subscriptions", get(list_subscriptions))
         .route(
             "/subscriptions/{group}",
@@ -406,6 +407,15 @@ async fn get_subscription(
         subscription,
         head,
     }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event types
+
+/// `GET /event-types`: the event types and schema versions the store holds, with their counts.
+async fn event_types(State(state): State<AppState>) -> Result<Json<Vec<EventTypeCount>>, AppError> {
+    let counts = state.storage().event_types().await.map_err(storage_error)?;
+    Ok(Json(counts))
 }
 
 async fn list_subscriptions(

@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 use tokio::sync::{broadcast, watch};
 
 use crate::domain::{
-    format_time, AppendBatch, AppendOutcome, EventFilter, GroupName, ImportBatch, ImportOutcome,
-    RecordedEvent, Snapshot, StreamId, Subscription, SubscriptionSpec,
+    format_time, AppendBatch, AppendOutcome, EventFilter, EventTypeCount, GroupName, ImportBatch,
+    ImportOutcome, RecordedEvent, Snapshot, StreamId, Subscription, SubscriptionSpec,
 };
 
 /// A failed storage operation.
@@ -199,6 +199,11 @@ pub trait Storage: Send + Sync + 'static {
     fn import(&self, batch: ImportBatch) -> BoxFuture<'_, Result<ImportOutcome, StorageError>>;
     fn read_stream(&self, query: StreamQuery) -> BoxFuture<'_, Result<StreamSlice, StorageError>>;
     fn read_all(&self, query: GlobalQuery) -> BoxFuture<'_, Result<GlobalSlice, StorageError>>;
+    /// For each event type and schema version the store holds, the number of events and the
+    /// positions of the first and last, sorted by type, then version. Covers every acknowledged
+    /// event (an append is counted before it is answered), and is cheap: kept up to date on
+    /// write, never computed from the log.
+    fn event_types(&self) -> BoxFuture<'_, Result<Vec<EventTypeCount>, StorageError>>;
     /// The last committed global position, updated after each commit.
     fn head(&self) -> watch::Receiver<u64>;
 

@@ -27,7 +27,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 impl TestApp {
-    fn over(store: TestStore) -> TestApp {
+    /// A client for `store`.
+    pub fn over(store: TestStore) -> TestApp {
         TestApp {
             address: store.url().to_owned(),
             client: reqwest::Client::new(),

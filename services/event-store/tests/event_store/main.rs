@@ -3,6 +3,7 @@
 
 mod append;
 mod bad_input;
+mod event_types;
 mod helpers;
 mod import;
 mod log;

@@ -48,6 +48,11 @@ impl Storage for BrokenStorage {
     fn read_all(&self, _: GlobalQuery) -> BoxFuture<'_, Result<GlobalSlice, StorageError>> {
         closed()
     }
+    fn event_types(
+        &self,
+    ) -> BoxFuture<'_, Result<Vec<event_store_api::EventTypeCount>, StorageError>> {
+        closed()
+    }
     fn head(&self) -> tokio::sync::watch::Receiver<u64> {
         self.0.clone()
     }

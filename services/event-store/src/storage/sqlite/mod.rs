@@ -19,6 +19,7 @@
 //! `sql` (the schema and the SQL they share).
 
 mod checkpoint;
+mod event_types;
 mod known_ids;
 mod readers;
 mod replay;
@@ -38,6 +39,7 @@ use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 
 use self::checkpoint::{open_checkpointer, run_checkpointer};
+use self::event_types::{migrate, EventTypes};
 use self::known_ids::KnownIds;
 use self::readers::{merge_global, read_all, read_stream, ReadPool};
 use self::replay::replay;
@@ -51,8 +53,8 @@ use super::{
     CommittedEvents, GlobalQuery, GlobalSlice, Storage, StorageError, StreamQuery, StreamSlice,
 };
 use crate::domain::{
-    AppendBatch, AppendOutcome, GroupName, ImportBatch, ImportOutcome, Snapshot, StreamId,
-    Subscription, SubscriptionSpec,
+    AppendBatch, AppendOutcome, EventTypeCount, GroupName, ImportBatch, ImportOutcome, Snapshot,
+    StreamId, Subscription, SubscriptionSpec,
 };
 
 /// Tuning of the SQLite backend.
@@ -88,6 +90,7 @@ pub struct SqliteStorage {
     commits: Arc<AtomicU64>,
     live: broadcast::Sender<CommittedEvents>,
     tail: Arc<RwLock<Tail>>,
+    types: Arc<Mutex<EventTypes>>,
 }
 
 impl SqliteStorage {
@@ -98,6 +101,16 @@ impl SqliteStorage {
         configure_writer(&conn)
             .map_err(|e| StorageError::backend("configuring the database", e))?;
         create_schema(&mut conn).map_err(|e| StorageError::backend("creating the schema", e))?;
+        let started = std::time::Instant::now();
+        let filled = migrate(&mut conn)
+            .map_err(|e| StorageError::backend("counting the stored events by type", e))?;
+        if let Some(rows) = filled {
+            tracing::info!(
+                rows,
+                elapsed_ms = started.elapsed().as_millis(),
+                "created the event_types table from the stored events"
+            );
+        }
         let (mut journal, journaled) = Journal::open(&path.with_extension("journal"))
             .map_err(|e| StorageError::backend("opening the journal", e))?;
         replay(&mut conn, journaled)?;
@@ -114,6 +127,10 @@ impl SqliteStorage {
             )
             .map_err(|e| StorageError::backend("reading the head position", e))?;
         let head = u64::try_from(head).unwrap_or(0);
+        let types =
+            Arc::new(Mutex::new(EventTypes::load(&conn).map_err(|e| {
+                StorageError::backend("reading the event_types table", e)
+            })?));
 
         let (head_tx, head_rx) = watch::channel(head);
         let commits = Arc::new(AtomicU64::new(0));
@@ -137,6 +154,7 @@ impl SqliteStorage {
             wal_frames: wal_frames.clone(),
             journal,
             tail: tail.clone(),
+            types: types.clone(),
             open_since: None,
             failed: false,
         };
@@ -172,6 +190,7 @@ impl SqliteStorage {
             commits,
             live,
             tail,
+            types,
         })
     }
 
@@ -258,6 +277,15 @@ impl Storage for SqliteStorage {
             .await
         }
         .boxed()
+    }
+
+    fn event_types(&self) -> BoxFuture<'_, Result<Vec<EventTypeCount>, StorageError>> {
+        let counts = self
+            .types
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .counts();
+        async move { Ok(counts) }.boxed()
     }
 
     fn head(&self) -> watch::Receiver<u64> {

@@ -1,15 +1,16 @@
-//! Start-up: the journal's acknowledged events that SQLite lacks are written to it before the
-//! store serves anything.
+//! Start-up: the journal's acknowledged events that SQLite lacks are written to it, and counted
+//! in the `event_types` table, before the store serves anything.
 
 use rusqlite::{Connection, TransactionBehavior};
 
+use super::event_types::EventTypes;
 use super::sql::{from_micros, insert_recorded};
 use crate::domain::RecordedEvent;
 use crate::storage::journal::JournalEvent;
 use crate::storage::StorageError;
 
-/// Writes the journal's events that SQLite lacks (those after its last position), in one
-/// transaction, before the store serves anything.
+/// Writes the journal's events that SQLite lacks (those after its last position), and adds them
+/// to the `event_types` counts, in one transaction, before the store serves anything.
 pub(super) fn replay(
     conn: &mut Connection,
     journaled: Vec<JournalEvent>,
@@ -57,6 +58,12 @@ pub(super) fn replay(
         .collect();
     insert_recorded(&tx, events.iter())
         .map_err(|e| StorageError::backend("replaying the journal", e))?;
+    EventTypes::load(&tx)
+        .and_then(|mut types| {
+            types.add(&events);
+            types.persist(&tx)
+        })
+        .map_err(|e| StorageError::backend("counting the replayed events by type", e))?;
     tx.commit()
         .map_err(|e| StorageError::backend("replaying the journal", e))?;
     tracing::info!(

@@ -60,6 +60,8 @@ pub(super) fn create_schema(conn: &mut Connection) -> rusqlite::Result<()> {
             state      TEXT    NOT NULL,
             updated_at INTEGER NOT NULL
         );
+        -- The event_types table (counts per event type and schema version) is created, and
+        -- filled from the events of an older store, by event_types::migrate.
         ",
     )
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::checkpoint::{checkpoint, WAL_RESTART_FRAMES};
+use super::event_types::EventTypes;
 use super::known_ids::KnownIds;
 use super::sql::{from_micros, insert_recorded, now_micros, to_i64, to_micros};
 use super::tail::Tail;
@@ -85,6 +86,9 @@ pub(super) struct Writer {
     pub(super) wal_frames: Arc<AtomicU64>,
     pub(super) journal: Journal,
     pub(super) tail: Arc<RwLock<Tail>>,
+    /// The counts per event type and schema version, acknowledged events included; persisted
+    /// right before each SQLite commit.
+    pub(super) types: Arc<Mutex<EventTypes>>,
     /// When the open SQLite transaction began; `None` when none is open.
     pub(super) open_since: Option<Instant>,
     /// A SQLite commit failed: acknowledged events are only in the journal, so the writer
@@ -188,11 +192,16 @@ impl Writer {
         if self.open_since.take().is_none() {
             return true;
         }
-        if let Err(error) = self
-            .conn
-            .prepare_cached("COMMIT")
-            .and_then(|mut c| c.execute([]))
-        {
+        let persisted = self
+            .types
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .persist(&self.conn);
+        if let Err(error) = persisted.and_then(|()| {
+            self.conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut c| c.execute([]))
+        }) {
             tracing::error!(%error, "committing to SQLite failed");
             let _ = self.conn.execute_batch("ROLLBACK");
             self.failed = true;
@@ -259,6 +268,12 @@ impl Writer {
         }
         self.versions.extend(state.versions);
         self.ids.add(state.new_ids);
+        if !events.is_empty() {
+            self.types
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .add(&events);
+        }
         if commit_now && !self.commit_open() {
             fail_all(cmds, "the SQLite commit failed");
             return;
