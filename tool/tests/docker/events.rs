@@ -145,8 +145,9 @@ async fn the_event_checks_read_the_registry_the_engine_and_the_store() {
     );
     let local = &g.inputs.desired["accounts"];
     assert_eq!(local.image, accounts);
-    let produces_file = std::fs::read_to_string(support::workspace().join("ci/events/accounts.produces"))
-        .expect("ci/events/accounts.produces");
+    let produces_file =
+        std::fs::read_to_string(support::workspace().join("ci/events/accounts.produces"))
+            .expect("ci/events/accounts.produces");
     let produced: Vec<&str> = produces_file
         .lines()
         .map(str::trim)
@@ -232,7 +233,10 @@ async fn labels_come_from_the_linux_amd64_image_of_an_index() {
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{arm}","size":1,"platform":{{"architecture":"arm64","os":"linux"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{amd}","size":1,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#
     );
     let resp = reqwest::Client::new()
-        .put(format!("http://{}/v2/multi/app/manifests/v1", registry.push_addr))
+        .put(format!(
+            "http://{}/v2/multi/app/manifests/v1",
+            registry.push_addr
+        ))
         .header("content-type", "application/vnd.oci.image.index.v1+json")
         .body(index)
         .send()
@@ -275,7 +279,10 @@ async fn an_image_that_is_nowhere_is_named() {
     let err = event_inputs::image_labels(&engine, &support::registry_client(), &image, None)
         .await
         .expect_err("no such image");
-    assert!(matches!(err, EventInputsError::MissingImage { .. }), "{err:?}");
+    assert!(
+        matches!(err, EventInputsError::MissingImage { .. }),
+        "{err:?}"
+    );
     assert_eq!(
         err.to_string(),
         format!(
@@ -357,19 +364,25 @@ async fn the_event_gates_refuse_and_pass_real_plans() {
             &p.name,
         );
     }
-    for (name, consumes) in [("c1", "Thing@1"), ("c12", "Thing@1,Thing@2"), ("c2", "Thing@2")] {
+    for (name, consumes) in [
+        ("c1", "Thing@1"),
+        ("c12", "Thing@1,Thing@2"),
+        ("c2", "Thing@2"),
+    ] {
         support::derive_image(
             &accounts,
             &[
                 "LABEL io.fleet.events.produces=\"\"",
                 &format!("LABEL io.fleet.events.consumes=\"{consumes}\""),
+                "LABEL io.fleet.events.schemas='{}'",
             ],
             &p.image(name),
             &p.name,
         );
     }
     let write = |producer: &str, consumer: &str| {
-        let base = fleet_yaml(&p.name, &p.image(producer), true).replace("  accounts:", "  producer:");
+        let base =
+            fleet_yaml(&p.name, &p.image(producer), true).replace("  accounts:", "  producer:");
         let consumer_block = format!(
             "  consumer:\n    image: {}\n    environment:\n      EVENT_STORE_URL: http://event-store:8100\n    depends_on: [event-store]\n    health:\n      <<: *health\n      port: 8101\n    stop_grace_period: 2s\n",
             p.image(consumer)
@@ -418,7 +431,10 @@ async fn the_event_gates_refuse_and_pass_real_plans() {
     let before = support::containers(&engine, &p.name).await;
     let (code, _, err) = deployer(&["apply"], &file);
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("the event checks refuse the plan, nothing was changed"), "{err}");
+    assert!(
+        err.contains("the event checks refuse the plan, nothing was changed"),
+        "{err}"
+    );
     assert_eq!(support::containers(&engine, &p.name).await, before);
 
     // Pass: producer and consumer upgraded in one apply; the consumer, which gains Thing@2,
