@@ -145,8 +145,9 @@ async fn the_event_checks_read_the_registry_the_engine_and_the_store() {
     );
     let local = &g.inputs.desired["accounts"];
     assert_eq!(local.image, accounts);
-    let produces_file = std::fs::read_to_string(support::workspace().join("ci/events/accounts.produces"))
-        .expect("ci/events/accounts.produces");
+    let produces_file =
+        std::fs::read_to_string(support::workspace().join("ci/events/accounts.produces"))
+            .expect("ci/events/accounts.produces");
     let produced: Vec<&str> = produces_file
         .lines()
         .map(str::trim)
@@ -232,7 +233,10 @@ async fn labels_come_from_the_linux_amd64_image_of_an_index() {
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{arm}","size":1,"platform":{{"architecture":"arm64","os":"linux"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{amd}","size":1,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#
     );
     let resp = reqwest::Client::new()
-        .put(format!("http://{}/v2/multi/app/manifests/v1", registry.push_addr))
+        .put(format!(
+            "http://{}/v2/multi/app/manifests/v1",
+            registry.push_addr
+        ))
         .header("content-type", "application/vnd.oci.image.index.v1+json")
         .body(index)
         .send()
@@ -275,12 +279,219 @@ async fn an_image_that_is_nowhere_is_named() {
     let err = event_inputs::image_labels(&engine, &support::registry_client(), &image, None)
         .await
         .expect_err("no such image");
-    assert!(matches!(err, EventInputsError::MissingImage { .. }), "{err:?}");
+    assert!(
+        matches!(err, EventInputsError::MissingImage { .. }),
+        "{err:?}"
+    );
     assert_eq!(
         err.to_string(),
         format!(
             "image {} is not on the Docker Engine, so its labels cannot be read; build it there or name its registry in `image:`",
             p.image("absent")
         )
+    );
+}
+
+/// `deployer ARGS -f FILE`: (exit code, stdout, stderr).
+fn deployer(args: &[&str], file: &std::path::Path) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(support::deployer_bin())
+        .args(args)
+        .arg("-f")
+        .arg(file)
+        .arg("--no-color")
+        .output()
+        .expect("run deployer");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The schema of `Thing` with field `a`, plus `extra` (`"b"` optional, or required).
+fn thing_schema(extra: Option<(&str, bool)>) -> String {
+    let mut properties = serde_json::json!({"a": {"type": "string"}});
+    let mut required = vec!["a"];
+    if let Some((name, req)) = extra {
+        properties[name] = serde_json::json!({"type": "integer"});
+        if req {
+            required.push(name);
+        }
+    }
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": properties,
+        "required": required,
+    })
+    .to_string()
+}
+
+/// A fleet of the store, a producer and a consumer of `Thing` events (both images derived from
+/// the fleet's accounts image with contracts of their own), and the gates on real plans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_gates_refuse_and_pass_real_plans() {
+    let Some(engine) = support::docker().await else {
+        return;
+    };
+    let p = Project::new("events-gates");
+    let accounts = support::fleet_image("accounts");
+    // Producers: name -> (produces, schemas); consumers: name -> consumes.
+    let schema1 = thing_schema(None);
+    let producers = [
+        ("p1", "Thing@1", format!(r#"{{"Thing@1":{schema1}}}"#)),
+        (
+            "p1-optional",
+            "Thing@1",
+            format!(r#"{{"Thing@1":{}}}"#, thing_schema(Some(("b", false)))),
+        ),
+        (
+            "p1-required",
+            "Thing@1",
+            format!(r#"{{"Thing@1":{}}}"#, thing_schema(Some(("b", true)))),
+        ),
+        ("p2", "Thing@2", format!(r#"{{"Thing@2":{schema1}}}"#)),
+    ];
+    for (name, produces, schemas) in &producers {
+        support::derive_image(
+            &accounts,
+            &[
+                &format!("LABEL io.fleet.events.produces=\"{produces}\""),
+                "LABEL io.fleet.events.consumes=\"\"",
+                &format!("LABEL io.fleet.events.schemas='{schemas}'"),
+            ],
+            &p.image(name),
+            &p.name,
+        );
+    }
+    for (name, consumes) in [
+        ("c1", "Thing@1"),
+        ("c12", "Thing@1,Thing@2"),
+        ("c2", "Thing@2"),
+    ] {
+        support::derive_image(
+            &accounts,
+            &[
+                "LABEL io.fleet.events.produces=\"\"",
+                &format!("LABEL io.fleet.events.consumes=\"{consumes}\""),
+                "LABEL io.fleet.events.schemas='{}'",
+            ],
+            &p.image(name),
+            &p.name,
+        );
+    }
+    let write = |producer: &str, consumer: &str| {
+        let base =
+            fleet_yaml(&p.name, &p.image(producer), true).replace("  accounts:", "  producer:");
+        let consumer_block = format!(
+            "  consumer:\n    image: {}\n    environment:\n      EVENT_STORE_URL: http://event-store:8100\n    depends_on: [event-store]\n    health:\n      <<: *health\n      port: 8101\n    stop_grace_period: 2s\n",
+            p.image(consumer)
+        );
+        p.write("deploy.yaml", &format!("{base}{consumer_block}"))
+    };
+
+    // The fleet as it runs: p1 emits Thing@1, c1 reads it; the store holds three of them.
+    let file = write("p1", "c1");
+    let (code, _, err) = deployer(&["apply"], &file);
+    assert_eq!(code, Some(0), "{err}");
+    append(&engine, &p.name, "Thing", 1, 3).await;
+
+    // Pass: an optional field added under the same version.
+    let file = write("p1-optional", "c1");
+    let (code, out, err) = deployer(&["plan", "--detailed-exitcode"], &file);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(!out.contains("REFUSED"), "{out}");
+
+    // Refused: a required field added under the same version.
+    let file = write("p1-required", "c1");
+    let (code, out, err) = deployer(&["plan", "--detailed-exitcode"], &file);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "  REFUSED a version's schema changed\n          producer ({}) changes the meaning of Thing@1: its schema is not backward compatible with Thing@1 of {}: field `b`: ",
+            p.image("p1-required"),
+            p.image("p1")
+        )) && out.contains("; publish Thing@2 instead (a new version consumers can add next to Thing@1), or pass --allow-incompatible Thing@1\n"),
+        "{out}"
+    );
+
+    // Refused: a producer emitting a version no consumer reads.
+    let file = write("p2", "c1");
+    let (code, out, err) = deployer(&["plan"], &file);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "  REFUSED a consumer cannot read what is produced\n          consumer ({}) cannot read Thing@2, which producer ({}) emits: it reads Thing@1 of Thing; no roll order helps: add Thing@2 to consumer's io.fleet.events.consumes, or pass --allow-incompatible Thing@2 (roll order tried: ",
+            p.image("c1"),
+            p.image("p2")
+        )),
+        "{out}"
+    );
+    // And apply changes nothing.
+    let before = support::containers(&engine, &p.name).await;
+    let (code, _, err) = deployer(&["apply"], &file);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("the event checks refuse the plan, nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(support::containers(&engine, &p.name).await, before);
+
+    // Pass: producer and consumer upgraded in one apply; the consumer, which gains Thing@2,
+    // rolls before the producer starts to emit it.
+    let file = write("p2", "c12");
+    let (code, out, err) = deployer(&["apply"], &file);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let created = |service: &str| {
+        let ids = support::run(std::process::Command::new("docker").args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=deployer.project={}", p.name),
+            "--filter",
+            &format!("label=deployer.service={service}"),
+        ]));
+        let created = support::run(std::process::Command::new("docker").args([
+            "inspect",
+            "-f",
+            "{{.Created}}",
+            ids.lines().next().expect("a container"),
+        ]));
+        // RFC 3339 with up to 9 fractional digits: pad them, so the texts compare as times.
+        let (whole, frac) = created
+            .trim_end_matches('Z')
+            .split_once('.')
+            .unwrap_or((created.trim_end_matches('Z'), ""));
+        format!("{whole}.{frac:0<9}")
+    };
+    let (consumer, producer) = (created("consumer"), created("producer"));
+    assert!(
+        consumer < producer,
+        "the consumer ({consumer}) was created before the producer ({producer})"
+    );
+
+    // Refused: a consumer dropping a version the store holds.
+    let file = write("p2", "c2");
+    let (code, out, err) = deployer(&["plan"], &file);
+    assert_eq!(code, Some(1), "{out}{err}");
+    let stored = format!(
+        "consumer ({}) reads Thing but not Thing@1, and the store holds 3 Thing@1 events (positions ",
+        p.image("c2")
+    );
+    assert!(
+        out.contains(&format!(
+            "  REFUSED a stored version would become unreadable\n          {stored}"
+        )) && out.contains("; its next replay or rebuild would fail on them: keep Thing@1 in its io.fleet.events.consumes (upcast it to the new version), or pass --allow-incompatible Thing@1\n"),
+        "{out}"
+    );
+
+    // Pass with --allow-incompatible: shown in the plan, recorded in the history.
+    let (code, out, err) = deployer(&["apply", "--allow-incompatible", "Thing@1"], &file);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = deployer(&["history"], &file);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("    allowed incompatible events: Thing@1\n"),
+        "{out}"
     );
 }

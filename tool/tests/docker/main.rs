@@ -8,6 +8,7 @@ mod support;
 mod apply;
 mod cli;
 mod engine_select;
+mod events;
 mod health_probe;
 mod history;
 mod registry;
