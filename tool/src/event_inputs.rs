@@ -59,7 +59,7 @@ pub enum EventInputsError {
         detail: String,
     },
     /// Several inputs failed: each on its own line.
-    #[error("{}", several(.0))]
+    #[error("{}", crate::errors::several("inputs of the event checks cannot be read", .0))]
     Several(Vec<EventInputsError>),
 }
 
@@ -339,27 +339,6 @@ fn flatten(mut errors: Vec<EventInputsError>) -> EventInputsError {
     } else {
         EventInputsError::Several(flat)
     }
-}
-
-fn several(errors: &[EventInputsError]) -> String {
-    let lines: Vec<String> = errors.iter().map(|e| format!("  {}", chain(e))).collect();
-    format!(
-        "{} inputs of the event checks cannot be read:\n{}",
-        errors.len(),
-        lines.join("\n")
-    )
-}
-
-/// An error and its sources on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        next = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod contract;
 pub mod down;
 pub mod engine;
+mod errors;
 pub mod event_inputs;
 pub mod history;
 pub mod labels;

@@ -29,7 +29,7 @@ pub enum ObserveError {
     #[error("{}", missing_images(.images))]
     MissingLocalImage { images: Vec<String> },
     /// Several images failed in different ways: each on its own line.
-    #[error("{}", several(.0))]
+    #[error("{}", crate::errors::several("images cannot be used", .0))]
     Images(Vec<ObserveError>),
 }
 
@@ -43,27 +43,6 @@ fn missing_images(images: &[String]) -> String {
             many.join(", ")
         ),
     }
-}
-
-fn several(errors: &[ObserveError]) -> String {
-    let lines: Vec<String> = errors.iter().map(|e| format!("  {}", chain(e))).collect();
-    format!(
-        "{} images cannot be used:\n{}",
-        errors.len(),
-        lines.join("\n")
-    )
-}
-
-/// An error and its sources on one line, as `{:#}` prints an anyhow chain.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        next = s.source();
-    }
-    out
 }
 
 /// The digests of `images`, or every failure at once: the missing local images in one error.

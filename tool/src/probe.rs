@@ -121,17 +121,7 @@ impl<'a> Prober<'a> {
         } else {
             "http"
         };
-        let cmd: Vec<String> = [
-            "/deployer",
-            "probe",
-            kind,
-            &target,
-            "--timeout-ms",
-            &timeout.as_millis().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let cmd = probe_command(kind, &target, timeout);
         let out = self
             .engine
             .exec(&helper, &cmd, timeout + Duration::from_secs(5))
@@ -170,17 +160,7 @@ impl<'a> Prober<'a> {
             return get_body(&self.http, &url, timeout, MAX_BODY_BYTES).await;
         }
         let helper = self.helper_on(net).await?;
-        let cmd: Vec<String> = [
-            "/deployer",
-            "probe",
-            "get",
-            &url,
-            "--timeout-ms",
-            &timeout.as_millis().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let cmd = probe_command("get", &url, timeout);
         let out = self
             .engine
             .exec(&helper, &cmd, timeout + Duration::from_secs(5))
@@ -520,6 +500,22 @@ pub fn unprobeable(
     static_binary(&|k| std::env::var(k).ok())
         .err()
         .map(|e| (needing, e))
+}
+
+/// The `deployer probe KIND TARGET --timeout-ms N` command run in the probe container.
+fn probe_command(kind: &str, target: &str, timeout: Duration) -> Vec<String> {
+    let timeout_ms = timeout.as_millis().to_string();
+    [
+        "/deployer",
+        "probe",
+        kind,
+        target,
+        "--timeout-ms",
+        &timeout_ms,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 #[cfg(test)]

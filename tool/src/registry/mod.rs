@@ -205,19 +205,19 @@ impl RegistryClient {
         };
         let manifest_url = |r: &str| format!("{scheme}://{registry}/v2/{repository}/manifests/{r}");
         let mut url = manifest_url(reference);
-        let mut body = self
-            .authed(
-                registry,
-                repository,
-                &image,
-                Method::GET,
-                &url,
-                MANIFEST_ACCEPT,
-            )
-            .await?
-            .body;
-        // An index or manifest list, then its linux/amd64 image manifest.
+        // The manifest; for an index or manifest list, then its linux/amd64 image manifest.
         for _ in 0..2 {
+            let body = self
+                .authed(
+                    registry,
+                    repository,
+                    &image,
+                    Method::GET,
+                    &url,
+                    MANIFEST_ACCEPT,
+                )
+                .await?
+                .body;
             let m: ManifestDoc = serde_json::from_slice(&body)
                 .map_err(|e| bad(format!("reading the manifest at {url}: {e}")))?;
             if let Some(config) = m.config {
@@ -265,17 +265,6 @@ impl RegistryClient {
                     ))
                 })?;
             url = manifest_url(&chosen.digest);
-            body = self
-                .authed(
-                    registry,
-                    repository,
-                    &image,
-                    Method::GET,
-                    &url,
-                    MANIFEST_ACCEPT,
-                )
-                .await?
-                .body;
         }
         Err(bad(format!("the index at {url} nests another index")))
     }
