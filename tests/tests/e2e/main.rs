@@ -10,6 +10,7 @@ mod crash;
 mod failed_deploy;
 mod image_labels;
 mod pipeline_files;
+mod projection;
 mod roll;
 mod scenario;
 
