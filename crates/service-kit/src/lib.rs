@@ -22,7 +22,7 @@ pub use error::{ApiJson, ApiQuery, AppError};
 pub use healthcheck::run_healthcheck;
 pub use metrics::{Counter, Gauge, MetricsText};
 pub use serve::{BindError, Listener, ServeError};
-pub use service::{Command, Service};
+pub use service::{Command, ProducerCommand, Service};
 pub use shutdown::shutdown_signal;
 pub use telemetry::init_tracing;
 pub use workers::{Stopped, Workers};

@@ -35,6 +35,18 @@ pub enum Command {
     Healthcheck,
 }
 
+/// The subcommands of a service binary that produces events: [`Command`]'s, and
+/// `event-schemas`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum ProducerCommand {
+    #[command(flatten)]
+    Service(Command),
+    /// Print the JSON Schemas (draft 2020-12) of the events this service produces, as one line
+    /// of JSON {"Type@version": schema}; ci/build-images.sh puts it in the image's
+    /// io.fleet.events.schemas label.
+    EventSchemas,
+}
+
 /// A service the skeleton can run; [`crate::service!`] implements it over a service's own
 /// `Application::build`, `Application::run_until` and `Config::from_env`.
 pub trait Service: Sized {
@@ -96,6 +108,28 @@ pub fn main<S: Service>(command: Option<Command>) -> ExitCode {
     match command.unwrap_or(Command::Serve) {
         Command::Serve => exit(config::<S>().and_then(serve::<S>)),
         Command::Healthcheck => healthcheck::<S>(),
+    }
+}
+
+/// The whole `main` of a service that produces events: [`main`], and `event-schemas` prints
+/// what `schemas` returns (the label's JSON) on one line, or the error with exit code 1.
+pub fn main_producing<S: Service, E: std::fmt::Display>(
+    command: Option<ProducerCommand>,
+    schemas: impl FnOnce() -> Result<String, E>,
+) -> ExitCode {
+    match command {
+        Some(ProducerCommand::EventSchemas) => match schemas() {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(ProducerCommand::Service(command)) => main::<S>(Some(command)),
+        None => main::<S>(None),
     }
 }
 

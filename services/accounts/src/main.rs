@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
 #[derive(Parser)]
 #[command(
@@ -12,34 +12,11 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    #[command(flatten)]
-    Service(service_kit::Command),
-    /// Print the JSON Schemas (draft 2020-12) of the events this service produces, as one line
-    /// of JSON {"Type@version": schema}; ci/build-images.sh puts it in the image's
-    /// io.fleet.events.schemas label.
-    EventSchemas,
+    command: Option<service_kit::ProducerCommand>,
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Some(Command::EventSchemas) => match accounts::event_schemas() {
-            Ok(schemas) => {
-                println!("{}", banking::schema::label(&schemas));
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::FAILURE
-            }
-        },
-        Some(Command::Service(command)) => {
-            service_kit::service::main::<accounts::Application>(Some(command))
-        }
-        None => service_kit::service::main::<accounts::Application>(None),
-    }
+    service_kit::service::main_producing::<accounts::Application, _>(Cli::parse().command, || {
+        accounts::event_schemas().map(|schemas| banking::schema::label(&schemas))
+    })
 }
