@@ -14,34 +14,12 @@ use uuid::Uuid;
 
 use event_store::testing::TestStore;
 
-use crate::helpers::{free_port, send, spawn_app, start_process, TestApp};
+use crate::helpers::{free_port, send, spawn_app, start_process, whole_log, TestApp};
 
 /// An event of `event_type` at `schema_version`, with a random id.
 fn typed(event_type: &str, schema_version: u32) -> Value {
     json!({"event_id": Uuid::new_v4().to_string(), "event_type": event_type,
            "schema_version": schema_version, "data": {"n": 1}})
-}
-
-/// Reads the whole global log of the store at `address`.
-async fn whole_log(client: &reqwest::Client, address: &str) -> Vec<Value> {
-    let mut events = Vec::new();
-    let mut after = 0u64;
-    loop {
-        let (status, page) = send(
-            client,
-            &format!("{address}/events?after={after}&limit=5000"),
-            "GET",
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        let batch = page["events"].as_array().expect("events").clone();
-        let Some(last) = batch.last() else {
-            return events;
-        };
-        after = last["position"].as_u64().expect("position");
-        events.extend(batch);
-    }
 }
 
 /// What `GET /event-types` must answer for `log`, computed from the events themselves.

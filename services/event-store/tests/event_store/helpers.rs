@@ -1,5 +1,6 @@
 //! Spawning the service and talking to it.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
@@ -194,4 +195,42 @@ pub async fn start_process(data_dir: &Path, port: u16) -> ServiceProcess {
     );
     process.wait_healthy(Duration::from_secs(30)).await;
     process
+}
+
+/// Reads the whole global log and checks it is dense (1..=head) with unique event ids.
+pub async fn whole_log(client: &reqwest::Client, address: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let (status, page) = send(
+            client,
+            &format!("{address}/events?after={after}&limit=5000"),
+            "GET",
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let batch = page["events"].as_array().expect("events").clone();
+        if batch.is_empty() {
+            assert_eq!(page["head"], after, "head beyond the last readable event");
+            break;
+        }
+        for e in batch {
+            let position = e["position"].as_u64().expect("position");
+            assert_eq!(position, after + 1, "gap in the global log after {after}");
+            after = position;
+            events.push(e);
+        }
+    }
+    let unique: HashSet<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["stream_id"].as_str().expect("s").to_owned(),
+                e["event_id"].as_str().expect("id").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(unique.len(), events.len(), "an event is stored twice");
+    events
 }

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{event, free_port, send, start_process};
+use crate::helpers::{event, free_port, send, start_process, whole_log};
 
 /// One acknowledged append: its events' ids and the answer.
 struct Acked {
@@ -80,44 +80,6 @@ async fn load(address: String, clients: usize, stop: Arc<AtomicBool>) -> Vec<Ack
     all
 }
 
-/// Reads the whole global log and checks it is dense (1..=head) with unique event ids.
-async fn check_log(client: &reqwest::Client, address: &str) -> Vec<Value> {
-    let mut events = Vec::new();
-    let mut after = 0u64;
-    loop {
-        let (status, page) = send(
-            client,
-            &format!("{address}/events?after={after}&limit=5000"),
-            "GET",
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK);
-        let batch = page["events"].as_array().expect("events").clone();
-        if batch.is_empty() {
-            assert_eq!(page["head"], after, "head beyond the last readable event");
-            break;
-        }
-        for e in batch {
-            let position = e["position"].as_u64().expect("position");
-            assert_eq!(position, after + 1, "gap in the global log after {after}");
-            after = position;
-            events.push(e);
-        }
-    }
-    let unique: HashSet<(String, String)> = events
-        .iter()
-        .map(|e| {
-            (
-                e["stream_id"].as_str().expect("s").to_owned(),
-                e["event_id"].as_str().expect("id").to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(unique.len(), events.len(), "an event is stored twice");
-    events
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_under_load_loses_no_acknowledged_append() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -138,7 +100,7 @@ async fn sigkill_under_load_loses_no_acknowledged_append() {
 
     let process = start_process(dir.path(), port).await;
     let client = reqwest::Client::new();
-    let log = check_log(&client, &process.url()).await;
+    let log = whole_log(&client, &process.url()).await;
     eprintln!("{} events recovered after SIGKILL", log.len());
 
     // Every acknowledged event is there, at the version and position it was acknowledged with.
@@ -314,7 +276,7 @@ async fn sigterm_finishes_in_flight_work_and_exits_0() {
     drop(process);
 
     let process = start_process(dir.path(), port).await;
-    let log = check_log(&client, &process.url()).await;
+    let log = whole_log(&client, &process.url()).await;
     let stored: HashSet<&str> = log
         .iter()
         .map(|e| e["event_id"].as_str().expect("id"))
