@@ -254,22 +254,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let manifest = load_manifest(&cli.files)?;
             let (engine, registry) = connect().await?;
             progress.line(format!("engine: {}", engine.options()));
-            let observed = observe::observe(&engine, &registry, &manifest)
-                .await
-                .context("reading the engine's state")?;
-            let mut plan = plan::compute(&manifest, &observed);
-            if !args.skip_event_checks {
-                apply::check_events(
-                    &engine,
-                    &registry,
-                    &manifest,
-                    &observed,
-                    &mut plan,
-                    &args.allow,
-                )
-                .await
-                .context("running the event checks")?;
-            }
+            let checks = (!args.skip_event_checks).then_some(args.allow.as_slice());
+            let (mut plan, _) = plan_with_checks(&engine, &registry, &manifest, checks).await?;
             // `apply --plan FILE` without `-f` reads these, from wherever it runs.
             for path in &mut plan.manifests {
                 if let Ok(absolute) = std::path::absolute(&*path) {
@@ -312,20 +298,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let manifest = load_manifest(&cli.files)?;
             let (engine, registry) = connect().await?;
             progress.line(format!("engine: {}", engine.options()));
-            let observed = observe::observe(&engine, &registry, &manifest)
-                .await
-                .context("reading the engine's state")?;
-            let mut plan = plan::compute(&manifest, &observed);
-            let inputs = apply::check_events(
-                &engine,
-                &registry,
-                &manifest,
-                &observed,
-                &mut plan,
-                &args.allow,
-            )
-            .await
-            .context("running the event checks")?;
+            let (plan, inputs) =
+                plan_with_checks(&engine, &registry, &manifest, Some(&args.allow)).await?;
+            // Always read here: the checks run whenever `allow` is given.
+            let inputs = inputs.unwrap_or_default();
             let graph = EventGraph::build(&inputs, args.running, &plan.events)
                 .context("reading the event contracts")?;
             let format = match args.format {
@@ -652,6 +628,27 @@ fn project_name(cli: &Cli) -> anyhow::Result<String> {
         Some(p) => Ok(p.clone()),
         None => Ok(load_manifest(&cli.files)?.project.to_string()),
     }
+}
+
+/// The plan for `manifest` against the engine's state, with the event checks run on it (their
+/// inputs returned) unless `allow` is `None`.
+async fn plan_with_checks(
+    engine: &Engine,
+    registry: &RegistryClient,
+    manifest: &Manifest,
+    allow: Option<&[EventVersion]>,
+) -> anyhow::Result<(Plan, Option<deployer::contract::EventInputs>)> {
+    let observed = observe::observe(engine, registry, manifest)
+        .await
+        .context("reading the engine's state")?;
+    let mut plan = plan::compute(manifest, &observed);
+    let Some(allow) = allow else {
+        return Ok((plan, None));
+    };
+    let inputs = apply::check_events(engine, registry, manifest, &observed, &mut plan, allow)
+        .await
+        .context("running the event checks")?;
+    Ok((plan, Some(inputs)))
 }
 
 async fn connect() -> anyhow::Result<(Engine, RegistryClient)> {

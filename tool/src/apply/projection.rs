@@ -40,6 +40,18 @@ pub(super) struct ProjectionChange {
     pub to: u64,
 }
 
+/// One blue/green roll of a service: the change, what runs, the manifest's policy, the new
+/// image, how the old containers retire and how the new ones are probed.
+pub(super) struct Rebuild<'a> {
+    pub change: ProjectionChange,
+    pub running: &'a Running,
+    pub policy: &'a ProjectionPolicy,
+    pub reference: &'a str,
+    pub digest: &'a str,
+    pub how_to: &'a Retire,
+    pub target: &'a ProbeTarget,
+}
+
 /// What the running containers of a service say about their projection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Running {
@@ -176,48 +188,38 @@ impl<E: ContainerEngine, P: Probe> Executor<'_, E, P> {
 
     /// Rolls the replicas `specs` (each replacing the containers `olds` of the same index)
     /// blue/green: see the module's documentation.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn roll_blue_green(
         &self,
         specs: &[&ContainerSpec],
         olds: &[Vec<String>],
-        change: ProjectionChange,
-        running: &Running,
-        policy: &ProjectionPolicy,
-        reference: &str,
-        digest: &str,
-        how_to: &Retire,
-        target: &ProbeTarget,
+        rebuild: &Rebuild<'_>,
         rolled: &mut Rolled,
     ) -> Option<RollError> {
         for (i, spec) in specs.iter().enumerate() {
             let olds = olds.get(i).map(Vec::as_slice).unwrap_or_default();
-            if let Some(e) = self
-                .rebuild_replica(
-                    spec, olds, change, running, policy, reference, digest, how_to, target, rolled,
-                )
-                .await
-            {
+            if let Some(e) = self.rebuild_replica(spec, olds, rebuild, rolled).await {
                 return Some(e);
             }
         }
         None
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn rebuild_replica(
         &self,
         spec: &ContainerSpec,
         olds: &[String],
-        change: ProjectionChange,
-        running: &Running,
-        policy: &ProjectionPolicy,
-        reference: &str,
-        digest: &str,
-        how_to: &Retire,
-        target: &ProbeTarget,
+        rebuild: &Rebuild<'_>,
         rolled: &mut Rolled,
     ) -> Option<RollError> {
+        let Rebuild {
+            change,
+            running,
+            policy,
+            reference,
+            digest,
+            how_to,
+            target,
+        } = *rebuild;
         // The volumes to rebuild in: the ones the previous version was built in when returning
         // to it (a rollback), else fresh ones.
         let reuse = running.previous.as_ref().filter(|p| p.version == change.to);

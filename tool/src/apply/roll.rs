@@ -203,13 +203,15 @@ impl<E: ContainerEngine, P: Probe> Executor<'_, E, P> {
                 .roll_blue_green(
                     &to_start,
                     &to_retire,
-                    c,
-                    &running,
-                    &policy,
-                    &reference,
-                    &digest,
-                    &how_to,
-                    &probe_target,
+                    &projection::Rebuild {
+                        change: c,
+                        running: &running,
+                        policy: &policy,
+                        reference: &reference,
+                        digest: &digest,
+                        how_to: &how_to,
+                        target: &probe_target,
+                    },
                     &mut rolled,
                 )
                 .await
