@@ -77,7 +77,12 @@ pub fn run(cmd: &mut Command) -> String {
 pub fn build_canary(tag: &str, project: &str, env: &[(&str, &str)], healthcheck: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(canary_binary(), dir.path().join("canary")).expect("copy canary");
-    let mut dockerfile = String::from("FROM scratch\nCOPY canary /canary\nENV PORT=8090\n");
+    // The project's label comes first, so no two projects share a cached layer: the legacy
+    // builder reuses intermediate images, and another test's cleanup (`rmi -f`) could delete one
+    // while this build stands on it ("failed to get digest ... no such file or directory").
+    let mut dockerfile = format!(
+        "FROM scratch\nLABEL deployer.test-project={project}\nCOPY canary /canary\nENV PORT=8090\n"
+    );
     for (k, v) in env {
         dockerfile.push_str(&format!("ENV {k}={v}\n"));
     }
@@ -86,9 +91,7 @@ pub fn build_canary(tag: &str, project: &str, env: &[(&str, &str)], healthcheck:
             "HEALTHCHECK --interval=1s --timeout=1s --retries=3 CMD [\"/canary\", \"healthcheck\"]\n",
         );
     }
-    dockerfile.push_str(&format!(
-        "LABEL deployer.test-project={project}\nEXPOSE 8090\nENTRYPOINT [\"/canary\"]\n"
-    ));
+    dockerfile.push_str("EXPOSE 8090\nENTRYPOINT [\"/canary\"]\n");
     std::fs::write(dir.path().join("Dockerfile"), dockerfile).expect("write Dockerfile");
     run(Command::new("docker")
         .args(["build", "-q", "-t", tag])
@@ -565,11 +568,12 @@ pub fn fleet_image(service: &str) -> String {
 }
 
 /// Builds `tag` as `FROM base` plus `lines` (Dockerfile instructions), labelled for `project`'s
-/// cleanup. Nothing is pulled: the base is a local image.
+/// cleanup. Nothing is pulled: the base is a local image. The label comes first, as in
+/// [`build_canary`], so no other project's cleanup can delete a cached layer this build uses.
 pub fn derive_image(base: &str, lines: &[&str], tag: &str, project: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let dockerfile = format!(
-        "FROM {base}\n{}\nLABEL deployer.test-project={project}\n",
+        "FROM {base}\nLABEL deployer.test-project={project}\n{}\n",
         lines.join("\n")
     );
     std::fs::write(dir.path().join("Dockerfile"), dockerfile).expect("write Dockerfile");
