@@ -41,6 +41,19 @@ impl Gateway {
         &self.http
     }
 
+    /// Opens `n` accounts of `balance` each and waits until the view shows them. Returns their
+    /// ids.
+    pub async fn open_accounts(&self, n: usize, balance: i64) -> Result<Vec<String>, Error> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let created = self.open_account(&format!("load {i}"), balance).await?;
+            self.account(&created.id, created.version, Duration::from_secs(30))
+                .await?;
+            ids.push(created.id);
+        }
+        Ok(ids)
+    }
+
     /// Opens an account with `balance` minor units.
     pub async fn open_account(&self, title: &str, balance: i64) -> Result<Created, Error> {
         self.create(

@@ -173,9 +173,20 @@ impl Fleet {
 
     /// Runs `deployer ARGS` on this fleet's manifest.
     pub async fn run_deployer(&self, args: &[&str]) -> Result<ApplyOutcome, Error> {
+        self.run_deployer_with(args, &[]).await
+    }
+
+    /// Runs `deployer ARGS` on this fleet's manifest with extra environment variables (the
+    /// manifest's other `${VAR}`s).
+    pub async fn run_deployer_with(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<ApplyOutcome, Error> {
         let started = Instant::now();
         let out = self
             .deployer(args)
+            .envs(env.iter().copied())
             .output()
             .await
             .map_err(Error::io(format!("running deployer {}", args.join(" "))))?;

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod images;
 pub mod invariants;
 pub mod load;
+pub mod projection;
 pub mod registry;
 
 pub use error::Error;

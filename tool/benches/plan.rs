@@ -62,6 +62,8 @@ fn main() {
                 id: format!("{:064x}", observed.containers.len()),
                 name: d.container_name("0a1b2c3d"),
                 service: sp.service.clone(),
+                image: sp.image.clone().unwrap_or_default(),
+                image_id: sp.image_digest.clone().unwrap_or_default(),
                 labels: d.labels_with_digest(sp.image_digest.as_deref().unwrap_or_default()),
                 state: ContainerState::Running,
                 health: HealthStatus::Healthy,

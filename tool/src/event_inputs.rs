@@ -12,10 +12,11 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use crate::contract::{EventInputs, ImageLabels, StoredEventType};
-use crate::engine::{ContainerInfo, Engine, EngineError};
+use crate::engine::{Engine, EngineError};
+use crate::label_cache::{Keyed, LabelCache};
 use crate::labels;
 use crate::manifest::{ImageRef, Manifest};
-use crate::plan::{ContainerState, Observed};
+use crate::plan::{ContainerState, Observed, ObservedContainer};
 use crate::probe::Prober;
 use crate::registry::{RegistryClient, RegistryError};
 
@@ -64,17 +65,19 @@ pub enum EventInputsError {
 }
 
 /// Reads the event checks' inputs for `manifest`, given what `observe` saw. `observed` must
-/// come from the same manifest (its image digests are the ones the labels are read at).
+/// come from the same manifest (its image digests are the ones the labels are read at, and its
+/// containers the running ones). Labels found in `cache` are not asked for again.
 pub async fn gather(
     engine: &Engine,
     registry: &RegistryClient,
+    cache: &LabelCache,
     manifest: &Manifest,
     observed: &Observed,
     prober: &Prober<'_>,
 ) -> Result<Gathered, EventInputsError> {
     let (desired, running, stored) = tokio::join!(
-        desired_labels(engine, registry, manifest, observed),
-        running_labels(engine, manifest.project.as_str()),
+        desired_labels(engine, registry, cache, manifest, observed),
+        running_labels(engine, cache, observed),
         stored_types(engine, manifest, observed, prober),
     );
     let mut errors = Vec::new();
@@ -98,6 +101,7 @@ pub async fn gather(
 async fn desired_labels(
     engine: &Engine,
     registry: &RegistryClient,
+    cache: &LabelCache,
     manifest: &Manifest,
     observed: &Observed,
 ) -> Result<BTreeMap<String, ImageLabels>, EventInputsError> {
@@ -113,7 +117,7 @@ async fn desired_labels(
                 .get(image.as_str())
                 .map(String::as_str)
         });
-        image_labels(engine, registry, image, digest).await
+        image_labels(engine, registry, cache, image, digest).await
     }))
     .await;
     let mut by_image = BTreeMap::new();
@@ -147,55 +151,76 @@ async fn desired_labels(
 
 /// The labels of one desired image: from the registry's config blob at `digest` (the digest
 /// the plan resolved, so the labels are those of the image apply will run), else from the
-/// engine.
+/// engine (at `digest`, the image id, when known). A digest's labels come from `cache` when
+/// it has them, and go into it when read.
 pub async fn image_labels(
     engine: &Engine,
     registry: &RegistryClient,
+    cache: &LabelCache,
     image: &ImageRef,
     digest: Option<&str>,
 ) -> Result<BTreeMap<String, String>, EventInputsError> {
     let name = image.as_str().to_string();
-    match &image.registry {
-        Some(host) => {
-            let reference = digest
-                .filter(|d| d.starts_with("sha256:"))
-                .unwrap_or_else(|| image.tag_or_latest());
-            registry
-                .labels(host, &image.repository, reference)
-                .await
-                .map_err(|source| EventInputsError::Registry {
+    let digest = digest.filter(|d| d.starts_with("sha256:"));
+    let keyed = if image.registry.is_some() {
+        Keyed::Manifest
+    } else {
+        Keyed::Image
+    };
+    if let Some(hit) = digest.and_then(|d| cache.get(keyed, d)) {
+        return Ok(hit);
+    }
+    let labels = match &image.registry {
+        Some(host) => registry
+            .labels(
+                host,
+                &image.repository,
+                digest.unwrap_or_else(|| image.tag_or_latest()),
+            )
+            .await
+            .map_err(|source| EventInputsError::Registry {
+                image: name,
+                source,
+            })?,
+        None => match engine.image(digest.unwrap_or(&name)).await {
+            Ok(Some(info)) => info.labels,
+            Ok(None) => return Err(EventInputsError::MissingImage { image: name }),
+            Err(source) => {
+                return Err(EventInputsError::Engine {
                     image: name,
                     source,
                 })
-        }
-        None => match engine.image(&name).await {
-            Ok(Some(info)) => Ok(info.labels),
-            Ok(None) => Err(EventInputsError::MissingImage { image: name }),
-            Err(source) => Err(EventInputsError::Engine {
-                image: name,
-                source,
-            }),
+            }
         },
+    };
+    if let Some(d) = digest {
+        cache.put(keyed, d, &labels);
     }
+    Ok(labels)
 }
 
 /// The labels of the image each service's running containers were created from, read from
-/// the engine by image id (a container's own labels mix in the deployer's and the manifest's).
-/// A service whose replicas run different images (a roll cut short) counts its newest one.
+/// the engine by image id (a container's own labels mix in the deployer's and the manifest's),
+/// or from `cache`. A service whose replicas run different images (a roll cut short) counts
+/// its newest one.
 async fn running_labels(
     engine: &Engine,
-    project: &str,
+    cache: &LabelCache,
+    observed: &Observed,
 ) -> Result<BTreeMap<String, ImageLabels>, EventInputsError> {
-    let list = engine
-        .list_containers(&[(labels::PROJECT, Some(project)), (labels::SERVICE, None)])
-        .await
-        .map_err(|source| EventInputsError::Engine {
-            image: format!("(the containers of project {project})"),
-            source,
-        })?;
-    let newest = newest_running(list);
+    let newest = newest_running(&observed.containers);
     let ids: BTreeSet<&str> = newest.values().map(|c| c.image_id.as_str()).collect();
-    let results = join_all(ids.iter().map(|id| engine.image(id))).await;
+    let results = join_all(ids.iter().map(|id| async move {
+        if let Some(hit) = cache.get(Keyed::Image, id) {
+            return Ok(Some(hit));
+        }
+        let labels = engine.image(id).await?.map(|info| info.labels);
+        if let Some(l) = &labels {
+            cache.put(Keyed::Image, id, l);
+        }
+        Ok::<_, EngineError>(labels)
+    }))
+    .await;
     let mut by_id = BTreeMap::new();
     let mut errors = Vec::new();
     for (id, result) in ids.iter().zip(results) {
@@ -204,8 +229,8 @@ async fn running_labels(
             .find(|c| c.image_id == *id)
             .map_or_else(|| id.to_string(), |c| format!("{} ({id})", c.image));
         match result {
-            Ok(Some(info)) => {
-                by_id.insert(*id, info.labels);
+            Ok(Some(labels)) => {
+                by_id.insert(*id, labels);
             }
             // Removed from the engine while a container still runs it: nothing to read.
             Ok(None) => errors.push(EventInputsError::MissingImage { image: shown }),
@@ -222,7 +247,7 @@ async fn running_labels(
         .iter()
         .filter_map(|(service, c)| {
             Some((
-                service.clone(),
+                service.to_string(),
                 ImageLabels {
                     image: c
                         .labels
@@ -237,19 +262,16 @@ async fn running_labels(
 }
 
 /// Per service, its newest running container.
-fn newest_running(list: Vec<ContainerInfo>) -> BTreeMap<String, ContainerInfo> {
-    let mut out: BTreeMap<String, ContainerInfo> = BTreeMap::new();
+fn newest_running(list: &[ObservedContainer]) -> BTreeMap<&str, &ObservedContainer> {
+    let mut out: BTreeMap<&str, &ObservedContainer> = BTreeMap::new();
     for c in list {
-        if !matches!(c.state, crate::engine::RunState::Running) {
+        if c.state != ContainerState::Running || c.service.is_empty() {
             continue;
         }
-        let Some(service) = c.labels.get(labels::SERVICE).cloned() else {
-            continue;
-        };
-        match out.get(&service) {
+        match out.get(c.service.as_str()) {
             Some(kept) if kept.created >= c.created => {}
             _ => {
-                out.insert(service, c);
+                out.insert(&c.service, c);
             }
         }
     }

@@ -7,6 +7,7 @@ pub mod engine;
 mod errors;
 pub mod event_inputs;
 pub mod history;
+pub mod label_cache;
 pub mod labels;
 pub mod lock;
 pub mod manifest;

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use deployer::apply::{self, ApplyError, ApplyOptions};
 use deployer::contract::{EventGraph, EventVersion, Format};
 use deployer::engine::Engine;
+use deployer::label_cache::LabelCache;
 use deployer::manifest::{self, Manifest};
 use deployer::plan::{self, Plan};
 use deployer::progress::Progress;
@@ -342,6 +343,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 interrupt: catch_signals(),
                 lock_timeout: cli.lock_timeout.unwrap_or_default(),
                 allow_incompatible: args.allow.clone(),
+                label_cache: label_cache(),
                 ..ApplyOptions::default()
             };
             let result =
@@ -645,10 +647,23 @@ async fn plan_with_checks(
     let Some(allow) = allow else {
         return Ok((plan, None));
     };
-    let inputs = apply::check_events(engine, registry, manifest, &observed, &mut plan, allow)
-        .await
-        .context("running the event checks")?;
+    let inputs = apply::check_events(
+        engine,
+        registry,
+        &label_cache(),
+        manifest,
+        &observed,
+        &mut plan,
+        allow,
+    )
+    .await
+    .context("running the event checks")?;
     Ok((plan, Some(inputs)))
+}
+
+/// The label cache the environment names (`DEPLOYER_CACHE_DIR`, `XDG_CACHE_HOME`, `HOME`).
+fn label_cache() -> LabelCache {
+    LabelCache::from_env(&|k| std::env::var(k).ok())
 }
 
 async fn connect() -> anyhow::Result<(Engine, RegistryClient)> {

@@ -185,6 +185,8 @@ pub fn observed_container(c: ContainerInfo) -> ObservedContainer {
         health: health_status(c.health),
         id: c.id,
         name: c.name,
+        image: c.image,
+        image_id: c.image_id,
         labels: c.labels,
         created: c.created,
     }

@@ -10,7 +10,7 @@ use tests::images::SERVICES;
 use tests::load::{Load, LoadConfig};
 use tests::{docker, invariants};
 
-use crate::{fleet_slot, open_accounts};
+use crate::fleet_slot;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_each_service_during_load_loses_nothing_and_the_deployer_brings_it_back() {
@@ -22,7 +22,8 @@ async fn killing_each_service_during_load_loses_nothing_and_the_deployer_brings_
     let _slot = fleet_slot().lock().await;
     let fleet = Fleet::up("crash").await.expect("deploying the fleet");
     let gw = Gateway::new(&fleet.gateway_url()).expect("gateway client");
-    let accounts = open_accounts(&gw, 20, 1_000_000)
+    let accounts = gw
+        .open_accounts(20, 1_000_000)
         .await
         .expect("opening accounts");
 

@@ -8,7 +8,7 @@ use tests::fleet::Fleet;
 use tests::load::{Load, LoadConfig};
 use tests::{docker, invariants};
 
-use crate::{fleet_slot, open_accounts};
+use crate::fleet_slot;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_that_never_gets_healthy_is_rolled_back_with_exit_1_and_no_failed_request() {
@@ -20,7 +20,8 @@ async fn an_image_that_never_gets_healthy_is_rolled_back_with_exit_1_and_no_fail
     let _slot = fleet_slot().lock().await;
     let fleet = Fleet::up("faildeploy").await.expect("deploying the fleet");
     let gw = Gateway::new(&fleet.gateway_url()).expect("gateway client");
-    let accounts = open_accounts(&gw, 10, 1_000_000)
+    let accounts = gw
+        .open_accounts(10, 1_000_000)
         .await
         .expect("opening accounts");
     let good = fleet.running_digests("accounts").await.expect("status");

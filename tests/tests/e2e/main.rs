@@ -14,26 +14,8 @@ mod projection;
 mod roll;
 mod scenario;
 
-use std::time::Duration;
-
-use tests::bank::Gateway;
-use tests::Error;
-
 /// One fleet at a time in this process.
 pub fn fleet_slot() -> &'static tokio::sync::Mutex<()> {
     static SLOT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     &SLOT
-}
-
-/// Opens `n` accounts of `balance` each through the gateway and waits until the view shows
-/// them. Returns their ids.
-pub async fn open_accounts(gw: &Gateway, n: usize, balance: i64) -> Result<Vec<String>, Error> {
-    let mut ids = Vec::with_capacity(n);
-    for i in 0..n {
-        let created = gw.open_account(&format!("load {i}"), balance).await?;
-        gw.account(&created.id, created.version, Duration::from_secs(30))
-            .await?;
-        ids.push(created.id);
-    }
-    Ok(ids)
 }

@@ -8,7 +8,7 @@ use tests::fleet::Fleet;
 use tests::load::{Load, LoadConfig};
 use tests::{docker, invariants};
 
-use crate::{fleet_slot, open_accounts};
+use crate::fleet_slot;
 
 const ACCOUNTS: usize = 20;
 const BALANCE: i64 = 1_000_000;
@@ -25,7 +25,8 @@ async fn rolling_every_stateful_service_under_load_fails_no_request_and_loses_no
     let _slot = fleet_slot().lock().await;
     let fleet = Fleet::up("roll").await.expect("deploying the fleet");
     let gw = Gateway::new(&fleet.gateway_url()).expect("gateway client");
-    let accounts = open_accounts(&gw, ACCOUNTS, BALANCE)
+    let accounts = gw
+        .open_accounts(ACCOUNTS, BALANCE)
         .await
         .expect("opening accounts");
 

@@ -18,6 +18,7 @@ mod tests;
 
 use crate::engine::{Engine, EngineError};
 use crate::history::{self, Kind, Outcome, Record, ServiceRecord};
+use crate::label_cache::LabelCache;
 use crate::lock::{self, LockError, LockInfo};
 use crate::manifest::Manifest;
 use crate::observe::{self, ObserveError};
@@ -50,6 +51,8 @@ pub struct ApplyOptions {
     pub event_checks: bool,
     /// `--allow-incompatible`: the event versions whose refusals may pass.
     pub allow_incompatible: Vec<crate::contract::EventVersion>,
+    /// Where the event checks keep image labels by digest (the binary: the user's cache).
+    pub label_cache: LabelCache,
 }
 
 impl Default for ApplyOptions {
@@ -63,6 +66,7 @@ impl Default for ApplyOptions {
             lock_timeout: std::time::Duration::ZERO,
             event_checks: true,
             allow_incompatible: Vec::new(),
+            label_cache: LabelCache::off(),
         }
     }
 }
@@ -185,13 +189,15 @@ pub async fn apply(
 pub async fn check_events(
     engine: &Engine,
     registry: &RegistryClient,
+    cache: &LabelCache,
     manifest: &Manifest,
     observed: &plan::Observed,
     plan: &mut Plan,
     allow: &[crate::contract::EventVersion],
 ) -> Result<crate::contract::EventInputs, ApplyError> {
     let prober = health::Prober::new(engine, manifest.project.as_str());
-    let gathered = crate::event_inputs::gather(engine, registry, manifest, observed, &prober).await;
+    let gathered =
+        crate::event_inputs::gather(engine, registry, cache, manifest, observed, &prober).await;
     prober.close().await;
     let gathered = gathered?;
     plan.check_events(&gathered.inputs, &allow.iter().cloned().collect())?;
@@ -259,6 +265,7 @@ async fn apply_locked(
                 check_events(
                     engine,
                     registry,
+                    &options.label_cache,
                     manifest,
                     &observed,
                     &mut plan,

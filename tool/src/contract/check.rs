@@ -12,8 +12,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::order::{self, Edge, Why};
-use super::report::{EventReport, Finding, Kind};
-use super::{from_labels, join, schema, Contract, ContractError, EventInputs, EventVersion};
+use super::report::{EventReport, Finding, Kind, Rebuild};
+use super::{
+    from_labels, join, projection_version, schema, Contract, ContractError, EventInputs,
+    EventVersion,
+};
 
 /// What the plan does, as the gates need it.
 #[derive(Debug, Clone, Default)]
@@ -124,7 +127,43 @@ pub fn check(
         })
         .filter(|l| !l.is_empty())
         .collect();
+    report.rebuilds = rebuilds(inputs, shape, &mut report.notes)?;
     Ok((report, levels))
+}
+
+/// The read models the plan rolls to another projection version (the running containers' and
+/// the desired image's `io.fleet.projection.version` both set, and different). Err: the desired
+/// image's label is malformed; a malformed running label is a note (apply refuses to roll it).
+fn rebuilds(
+    inputs: &EventInputs,
+    shape: &PlanShape,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Rebuild>, ContractError> {
+    let mut out = Vec::new();
+    for service in &shape.rolling {
+        let (Some(new), Some(old)) = (inputs.desired.get(service), inputs.running.get(service))
+        else {
+            continue;
+        };
+        let to = projection_version(&new.image, &new.labels)?;
+        let from = match projection_version(&old.image, &old.labels) {
+            Ok(v) => v,
+            Err(e) => {
+                notes.push(format!("the running projection version is unreadable: {e}"));
+                None
+            }
+        };
+        if let (Some(from), Some(to)) = (from, to) {
+            if from != to {
+                out.push(Rebuild {
+                    service: service.clone(),
+                    from,
+                    to,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A service's contracts before and after the plan (`None`: no contract, or not running).

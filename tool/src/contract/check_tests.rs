@@ -476,3 +476,80 @@ fn a_break_the_plan_does_not_cause_is_noted_not_refused() {
             .to_string()
     ), "{:?}", r.notes);
 }
+
+fn with_projection(mut il: ImageLabels, version: &str) -> ImageLabels {
+    il.labels
+        .insert(LABEL_PROJECTION_VERSION.to_string(), version.to_string());
+    il
+}
+
+#[test]
+fn a_changed_projection_version_is_announced_as_a_blue_green_rebuild() {
+    let mut case = banking(
+        ("fleet/transfers:1", "MoneyTransferCreated@1"),
+        ("fleet/account-view:2", "MoneyTransferCreated@1"),
+    );
+    case.running[2].1 = with_projection(case.running[2].1.clone(), "1");
+    case.desired[2].1 = with_projection(case.desired[2].1.clone(), "2");
+    let (r, _) = case.run();
+    assert_eq!(
+        r.rebuilds,
+        [Rebuild {
+            service: "account-view".into(),
+            from: 1,
+            to: 2
+        }]
+    );
+    assert!(
+        r.render().contains(
+            "  rebuild account-view: projection 1 → 2, blue/green (the new container rebuilds"
+        ),
+        "{}",
+        r.render()
+    );
+
+    // The same version (a roll in place), or a read model not rolled: no rebuild.
+    case.desired[2].1 = with_projection(case.desired[2].1.clone(), "1");
+    assert_eq!(case.run().0.rebuilds, []);
+    case.desired[2].1 = case.running[2].1.clone();
+    assert_eq!(case.run().0.rebuilds, []);
+}
+
+#[test]
+fn a_malformed_desired_projection_version_is_a_plan_error_naming_image_and_label() {
+    let mut case = banking(
+        ("fleet/transfers:1", "MoneyTransferCreated@1"),
+        ("fleet/account-view:2", "MoneyTransferCreated@1"),
+    );
+    case.running[2].1 = with_projection(case.running[2].1.clone(), "1");
+    case.desired[2].1 = ImageLabels {
+        image: "fleet/account-view:2".into(),
+        labels: BTreeMap::from([(LABEL_PROJECTION_VERSION.to_string(), "two".to_string())]),
+    };
+    let inputs = EventInputs {
+        running: case
+            .running
+            .iter()
+            .map(|(s, i)| (s.to_string(), i.clone()))
+            .collect(),
+        desired: case
+            .desired
+            .iter()
+            .map(|(s, i)| (s.to_string(), i.clone()))
+            .collect(),
+        stored: None,
+    };
+    let shape = PlanShape {
+        depends_on: inputs
+            .desired
+            .keys()
+            .map(|s| (s.clone(), Vec::new()))
+            .collect(),
+        rolling: BTreeSet::from(["account-view".to_string()]),
+    };
+    let err = check(&inputs, &shape, &BTreeSet::new()).expect_err("malformed");
+    assert_eq!(
+        err.to_string(),
+        r#"image fleet/account-view:2: label io.fleet.projection.version: "two" is not a non-negative integer"#
+    );
+}

@@ -16,7 +16,7 @@ mod schema;
 
 pub use check::{check, PlanShape};
 pub use graph::{EventGraph, Format, GraphEdge, GraphService};
-pub use report::{EventReport, Finding, Kind};
+pub use report::{EventReport, Finding, Kind, Rebuild};
 pub use schema::incompatibilities;
 
 /// Label: comma-separated `Type@version` the image writes.

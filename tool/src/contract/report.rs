@@ -32,6 +32,19 @@ pub struct EventReport {
     /// The roll order chosen, levels of the services that roll (a level rolls in parallel).
     #[serde(default)]
     pub order: Vec<Vec<String>>,
+    /// Read models whose projection version the plan changes: apply rebuilds them blue/green.
+    #[serde(default)]
+    pub rebuilds: Vec<Rebuild>,
+}
+
+/// A read model that the plan rolls to another projection version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rebuild {
+    pub service: String,
+    /// The running containers' projection version.
+    pub from: u64,
+    /// The desired image's.
+    pub to: u64,
 }
 
 /// One refusal (or allowed refusal).
@@ -110,6 +123,12 @@ impl EventReport {
                 "  REFUSED {}\n          {}\n",
                 f.kind.title(),
                 f.message
+            ));
+        }
+        for r in &self.rebuilds {
+            out.push_str(&format!(
+                "  rebuild {}: projection {} → {}, blue/green (the new container rebuilds from the log beside the old one, which serves until the new one has caught up)\n",
+                r.service, r.from, r.to
             ));
         }
         if self.order.len() > 1 {

@@ -49,6 +49,11 @@ pub struct ObservedContainer {
     pub name: String,
     /// The `deployer.service` label; empty if missing.
     pub service: String,
+    /// The image reference the container was created from, and the id of that image.
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub image_id: String,
     pub labels: BTreeMap<String, String>,
     pub state: ContainerState,
     pub health: HealthStatus,

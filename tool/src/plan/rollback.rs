@@ -130,6 +130,8 @@ mod tests {
             id: id.into(),
             name: format!("{project}-{service}-{replica}-{id}"),
             service: service.into(),
+            image: format!("{service}:1"),
+            image_id: String::new(),
             labels: BTreeMap::from([
                 (labels::PROJECT.to_owned(), project.to_owned()),
                 (labels::SERVICE.to_owned(), service.to_owned()),

@@ -63,6 +63,8 @@ fn applied(plan: &Plan, observed: &Observed) -> Observed {
                 id: format!("id-{}-{}-{}", sp.service, d.replica, &d.spec_hash[..6]),
                 name: d.container_name(&format!("{i:08x}")),
                 service: sp.service.clone(),
+                image: sp.image.clone().unwrap_or_default(),
+                image_id: digest.clone(),
                 labels: d.labels_with_digest(&digest),
                 state: ContainerState::Running,
                 health: HealthStatus::Healthy,

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use deployer::event_inputs::{self, EventInputsError};
+use deployer::label_cache::LabelCache;
 use deployer::observe;
 use deployer::probe::Prober;
 
@@ -127,6 +128,8 @@ async fn the_event_checks_read_the_registry_the_engine_and_the_store() {
     // Pushed, then removed here: its labels must come from the registry.
     support::run(std::process::Command::new("docker").args(["rmi", &remote]));
     let client = support::registry_client();
+    let cache_dir = tempfile::tempdir().expect("a cache folder");
+    let cache = LabelCache::at(cache_dir.path());
 
     // First deploy: nothing runs, the store holds nothing yet.
     let m = p.manifest(&fleet_yaml(&p.name, &accounts, true));
@@ -134,7 +137,7 @@ async fn the_event_checks_read_the_registry_the_engine_and_the_store() {
         .await
         .expect("observe");
     let prober = Prober::new(&engine, &p.name);
-    let g = event_inputs::gather(&engine, &client, &m, &observed, &prober)
+    let g = event_inputs::gather(&engine, &client, &cache, &m, &observed, &prober)
         .await
         .expect("gather before the first apply");
     assert!(g.inputs.running.is_empty(), "{:?}", g.inputs.running);
@@ -173,7 +176,7 @@ async fn the_event_checks_read_the_registry_the_engine_and_the_store() {
     let observed = observe::observe(&engine, &client, &m2)
         .await
         .expect("observe");
-    let g = event_inputs::gather(&engine, &client, &m2, &observed, &prober)
+    let g = event_inputs::gather(&engine, &client, &cache, &m2, &observed, &prober)
         .await
         .expect("gather with a running fleet");
     prober.close().await;
@@ -206,12 +209,43 @@ async fn the_event_checks_read_the_registry_the_engine_and_the_store() {
         ]
     );
 
+    // Read again, every label comes from the cache, keyed by digest: an entry changed on disk
+    // shows through (so the registry and the engine were not asked).
+    let desired_digest = &observed.image_digests[remote.as_str()];
+    let cached = |kind: &str, digest: &str| {
+        cache_dir.path().join(format!(
+            "labels/{kind}/{}.json",
+            digest.trim_start_matches("sha256:")
+        ))
+    };
+    assert!(cached("manifest", desired_digest).is_file());
+    let running_id = observed
+        .containers
+        .iter()
+        .find(|c| c.service == "accounts")
+        .map(|c| c.image_id.clone())
+        .expect("accounts runs");
+    assert!(cached("image", &running_id).is_file());
+    std::fs::write(
+        cached("manifest", desired_digest),
+        r#"{"io.fleet.events.produces":"FromTheCache@7"}"#,
+    )
+    .expect("change the entry");
+    let again = event_inputs::gather(&engine, &client, &cache, &m2, &observed, &prober)
+        .await
+        .expect("gather from the cache");
+    assert_eq!(
+        again.inputs.desired["accounts"].labels[PRODUCES],
+        "FromTheCache@7"
+    );
+    assert_eq!(again.inputs.running, g.inputs.running);
+
     // Without `event_store`, the store is not asked, and the plan is told why.
     let m3 = p.manifest(&fleet_yaml(&p.name, &accounts, false));
     let observed = observe::observe(&engine, &client, &m3)
         .await
         .expect("observe");
-    let g = event_inputs::gather(&engine, &client, &m3, &observed, &prober)
+    let g = event_inputs::gather(&engine, &client, &cache, &m3, &observed, &prober)
         .await
         .expect("gather without event_store");
     assert_eq!(g.inputs.stored, None);
@@ -276,9 +310,15 @@ async fn an_image_that_is_nowhere_is_named() {
     };
     let p = Project::new("events-missing");
     let image = deployer::manifest::ImageRef::parse(&p.image("absent")).expect("ref");
-    let err = event_inputs::image_labels(&engine, &support::registry_client(), &image, None)
-        .await
-        .expect_err("no such image");
+    let err = event_inputs::image_labels(
+        &engine,
+        &support::registry_client(),
+        &LabelCache::off(),
+        &image,
+        None,
+    )
+    .await
+    .expect_err("no such image");
     assert!(
         matches!(err, EventInputsError::MissingImage { .. }),
         "{err:?}"

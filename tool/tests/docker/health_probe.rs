@@ -229,6 +229,27 @@ async fn a_remote_engine_is_probed_from_inside_the_network_without_published_por
             ("web".into(), "healthy".into(), "GET :8090/health".into()),
         ]
     );
+    // The event checks ask the store from inside the network too: web stands in for a store
+    // from before `GET /event-types`, and its 404 comes back through the probe container.
+    let with_store = p.write(
+        "events.yaml",
+        &format!(
+            "{}event_store:\n  service: web\n  port: 8090\n",
+            manifest(&p.name, &p.image("v1"), &p.image("v1"))
+        ),
+    );
+    let out = remote(&["plan", "-f", with_store.to_str().expect("utf-8 path")])
+        .envs(probe_env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains(
+            "note    the running event store (service web) does not answer GET /event-types (it predates it)"
+        ),
+        "{shown}"
+    );
     // A failing HTTP check is seen through the probe too; nothing of the probe is left behind.
     p.write(
         "deploy.yaml",
