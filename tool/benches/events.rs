@@ -1,7 +1,9 @@
 //! The cost of the plan's event checks (printed, never asserted): `deployer plan` for the
 //! whole fleet of `manifests/ci.yaml` (its images in a local registry, so every desired image's
 //! labels come from the registry's config blobs), against an event store holding 1,000,000
-//! events, with the checks and with `--skip-event-checks`, alternating.
+//! events: with the checks (labels from the on-disk cache a first plan filled), with the checks
+//! and an empty label cache each time (so every label is read from the registry or the engine),
+//! and with `--skip-event-checks`, alternating.
 //!
 //! Run: `cargo bench -p deployer --bench events` (optionally `BENCH_EVENTS=N`, `BENCH_RUNS=N`).
 //! Needs the Docker Engine and Debian's `docker-registry`; builds the fleet's images first.
@@ -73,9 +75,13 @@ fn main() {
         );
         wait_until_idle(&p.name);
 
-        let time = |args: &[&str]| {
+        let warm_cache = tempfile::tempdir().expect("a cache folder");
+        let time = |args: &[&str], cache: &std::path::Path| {
             let started = Instant::now();
-            let out = deployer(args).output().expect("deployer plan");
+            let out = deployer(args)
+                .env("DEPLOYER_CACHE_DIR", cache)
+                .output()
+                .expect("deployer plan");
             let took = started.elapsed();
             assert!(
                 out.status.success(),
@@ -84,27 +90,37 @@ fn main() {
             );
             took
         };
-        // Warm both paths (connections, the probe image, page cache).
-        time(&["plan"]);
-        time(&["plan", "--skip-event-checks"]);
+        // Warm every path (connections, page cache) and fill the label cache.
+        time(&["plan"], warm_cache.path());
+        time(&["plan", "--skip-event-checks"], warm_cache.path());
         let mut with = Vec::new();
+        let mut cold = Vec::new();
         let mut without = Vec::new();
         for _ in 0..runs {
-            with.push(time(&["plan"]));
-            without.push(time(&["plan", "--skip-event-checks"]));
+            with.push(time(&["plan"], warm_cache.path()));
+            let empty = tempfile::tempdir().expect("a cache folder");
+            cold.push(time(&["plan"], empty.path()));
+            without.push(time(&["plan", "--skip-event-checks"], warm_cache.path()));
         }
         let (w_min, w_med, w_max) = stats(with);
+        let (c_min, c_med, c_max) = stats(cold);
         let (o_min, o_med, o_max) = stats(without);
         println!(
             "deployer plan, {} services, store of {events} events, {runs} runs each, alternating (min / median / max):",
             SERVICES.len()
         );
-        println!("  with the event checks     {w_min:7.1} / {w_med:7.1} / {w_max:7.1} ms");
-        println!("  --skip-event-checks       {o_min:7.1} / {o_med:7.1} / {o_max:7.1} ms");
+        println!("  with the event checks                  {w_min:7.1} / {w_med:7.1} / {w_max:7.1} ms");
+        println!("  with the checks, empty label cache     {c_min:7.1} / {c_med:7.1} / {c_max:7.1} ms");
+        println!("  --skip-event-checks                    {o_min:7.1} / {o_med:7.1} / {o_max:7.1} ms");
         println!(
-            "  cost of the checks (median) {:+.1} ms, {:+.1} %",
+            "  cost of the checks (median)            {:+.1} ms, {:+.1} %",
             w_med - o_med,
             (w_med / o_med - 1.0) * 100.0
+        );
+        println!(
+            "  cost with an empty label cache         {:+.1} ms, {:+.1} %",
+            c_med - o_med,
+            (c_med / o_med - 1.0) * 100.0
         );
     });
 }

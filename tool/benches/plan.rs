@@ -64,6 +64,7 @@ fn main() {
                 service: sp.service.clone(),
                 image: sp.image.clone().unwrap_or_default(),
                 image_id: sp.image_digest.clone().unwrap_or_default(),
+                ips: BTreeMap::new(),
                 labels: d.labels_with_digest(sp.image_digest.as_deref().unwrap_or_default()),
                 state: ContainerState::Running,
                 health: HealthStatus::Healthy,

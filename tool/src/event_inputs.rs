@@ -78,7 +78,7 @@ pub async fn gather(
     let (desired, running, stored) = tokio::join!(
         desired_labels(engine, registry, cache, manifest, observed),
         running_labels(engine, cache, observed),
-        stored_types(engine, manifest, observed, prober),
+        stored_types(manifest, observed, prober),
     );
     let mut errors = Vec::new();
     let desired = desired.map_err(|e| errors.push(e)).ok();
@@ -282,7 +282,6 @@ fn newest_running(list: &[ObservedContainer]) -> BTreeMap<&str, &ObservedContain
 /// or the running store predates `GET /event-types`; empty (with a note) when it does not run
 /// yet.
 async fn stored_types(
-    engine: &Engine,
     manifest: &Manifest,
     observed: &Observed,
     prober: &Prober<'_>,
@@ -313,12 +312,14 @@ async fn stored_types(
         service: service.clone(),
         detail,
     };
-    let details = engine
-        .inspect_container(&container.id)
-        .await
-        .map_err(|e| failed(format!("inspecting container {}: {e}", container.name)))?;
     let body = match prober
-        .get(&details, store.port, EVENT_TYPES_PATH, STORE_TIMEOUT)
+        .get(
+            &container.name,
+            &container.ips,
+            store.port,
+            EVENT_TYPES_PATH,
+            STORE_TIMEOUT,
+        )
         .await
     {
         Ok(body) => body,

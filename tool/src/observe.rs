@@ -187,6 +187,7 @@ pub fn observed_container(c: ContainerInfo) -> ObservedContainer {
         name: c.name,
         image: c.image,
         image_id: c.image_id,
+        ips: c.ips,
         labels: c.labels,
         created: c.created,
     }

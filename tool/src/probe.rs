@@ -7,7 +7,7 @@
 //! image API, so nothing is pulled), left idle, in which `deployer probe http|tcp` is exec'd.
 //! Published ports are never needed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -136,19 +136,20 @@ impl<'a> Prober<'a> {
         }
     }
 
-    /// `GET http://<d's address>:<port><path>` from where the container's network can be
-    /// reached (this process on a local engine, else the probe container), with the body
-    /// read up to [`MAX_BODY_BYTES`]. `Ok` holds the body of a 200; `Err` says why there is
-    /// none (no address, refused, another status, too large...).
+    /// `GET http://<address>:<port><path>` of container `name`, whose address per network is
+    /// `ips`, from where its network can be reached (this process on a local engine, else the
+    /// probe container), with the body read up to [`MAX_BODY_BYTES`]. `Ok` holds the body of
+    /// a 200; `Err` says why there is none (no address, refused, another status, too large...).
     pub async fn get(
         &self,
-        d: &ContainerDetails,
+        name: &str,
+        ips: &BTreeMap<String, String>,
         port: u16,
         path: &str,
         timeout: Duration,
     ) -> Result<String, String> {
-        let Some((net, ip)) = d.ips.iter().next() else {
-            return Err(format!("container {} has no network address", d.name));
+        let Some((net, ip)) = ips.iter().next() else {
+            return Err(format!("container {name} has no network address"));
         };
         let host = if ip.contains(':') {
             format!("[{ip}]")

@@ -218,6 +218,11 @@ fn info(c: &Container) -> ContainerInfo {
         created: c.created as i64,
         status: String::new(),
         ports: Vec::new(),
+        ips: c
+            .networks
+            .keys()
+            .map(|n| (n.clone(), "10.0.0.2".to_owned()))
+            .collect(),
     }
 }
 

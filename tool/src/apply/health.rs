@@ -70,11 +70,28 @@ impl Probe for Prober<'_> {
         path: &str,
         network: &str,
     ) -> Result<String, ProbeFailure> {
-        // The probe reaches the container on its first network, as the event checks do.
-        let _ = network;
-        Prober::get(self, d, port, path, std::time::Duration::from_secs(2))
-            .await
-            .map_err(ProbeFailure::NotYet)
+        // On `network` when the container has an address there, else on its first network.
+        let on_network: std::collections::BTreeMap<String, String> = d
+            .ips
+            .get_key_value(network)
+            .map(|(n, ip)| (n.clone(), ip.clone()))
+            .into_iter()
+            .collect();
+        let ips = if on_network.is_empty() {
+            &d.ips
+        } else {
+            &on_network
+        };
+        Prober::get(
+            self,
+            &d.name,
+            ips,
+            port,
+            path,
+            std::time::Duration::from_secs(2),
+        )
+        .await
+        .map_err(ProbeFailure::NotYet)
     }
 }
 

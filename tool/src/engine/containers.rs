@@ -466,6 +466,13 @@ fn container_info(c: bollard::models::ContainerSummary) -> ContainerInfo {
         .collect();
     ports.sort();
     ports.dedup();
+    let ips = c
+        .network_settings
+        .and_then(|n| n.networks)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(net, e)| Some((net, e.ip_address.filter(|ip| !ip.is_empty())?)))
+        .collect();
     let state = match c.state.map(|s| s.to_string()).as_deref() {
         Some("created") => RunState::Created,
         Some("running") => RunState::Running,
@@ -494,6 +501,7 @@ fn container_info(c: bollard::models::ContainerSummary) -> ContainerInfo {
         created: c.created.unwrap_or(0),
         status,
         ports,
+        ips,
     }
 }
 

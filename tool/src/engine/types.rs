@@ -44,6 +44,8 @@ pub struct ContainerInfo {
     pub status: String,
     /// Ports published on the host, as the engine reports them in the list.
     pub ports: Vec<PublishedPort>,
+    /// IP address per network name (networks where it has none are left out).
+    pub ips: BTreeMap<String, String>,
 }
 
 /// One published port of a container.

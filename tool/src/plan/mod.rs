@@ -54,6 +54,9 @@ pub struct ObservedContainer {
     pub image: String,
     #[serde(default)]
     pub image_id: String,
+    /// IP address per network name, as the engine listed it.
+    #[serde(default)]
+    pub ips: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub state: ContainerState,
     pub health: HealthStatus,

@@ -132,6 +132,7 @@ mod tests {
             service: service.into(),
             image: format!("{service}:1"),
             image_id: String::new(),
+            ips: BTreeMap::new(),
             labels: BTreeMap::from([
                 (labels::PROJECT.to_owned(), project.to_owned()),
                 (labels::SERVICE.to_owned(), service.to_owned()),

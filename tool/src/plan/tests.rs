@@ -65,6 +65,7 @@ fn applied(plan: &Plan, observed: &Observed) -> Observed {
                 service: sp.service.clone(),
                 image: sp.image.clone().unwrap_or_default(),
                 image_id: digest.clone(),
+                ips: BTreeMap::new(),
                 labels: d.labels_with_digest(&digest),
                 state: ContainerState::Running,
                 health: HealthStatus::Healthy,
