@@ -1,5 +1,6 @@
 //! A projection-version roll of account-view over a store of 1,000,000 events, under steady
-//! reads and transfers through the gateway (printed, never asserted): how long the blue/green
+//! reads and transfers through the gateway, once the fleet is idle after the import (printed,
+//! never asserted): how long the blue/green
 //! rebuild took from the apply's start to the cut-over, the rebuild's speed, and every read
 //! that failed or went back in version.
 //!
@@ -65,6 +66,13 @@ async fn main() {
     println!(
         "(setup: the running view caught up {:.1} s after the import)",
         started.elapsed().as_secs_f64()
+    );
+    // The archiver and the indexer read the import too: the roll is measured once they are done.
+    let waited = tests::docker::wait_until_idle(&fleet.project, Duration::from_secs(1800))
+        .expect("the fleet goes idle");
+    println!(
+        "(setup: the fleet was idle {:.0} s later)",
+        waited.as_secs_f64()
     );
 
     let load = Load::start(&gw, &accounts);

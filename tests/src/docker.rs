@@ -127,3 +127,28 @@ pub fn free_port() -> Result<u16, Error> {
         .port();
     Ok(port)
 }
+
+/// Waits until the containers of `project` use under 5 % of a CPU together (`docker stats`,
+/// every 5 s), at most `within`. Returns how long it waited.
+pub fn wait_until_idle(project: &str, within: Duration) -> Result<Duration, Error> {
+    let started = std::time::Instant::now();
+    loop {
+        let out = docker(&["stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}}"])?;
+        let busy: f64 = out
+            .lines()
+            .filter(|l| l.starts_with(project))
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter_map(|c| c.trim_end_matches('%').parse::<f64>().ok())
+            .sum();
+        if busy < 5.0 {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > within {
+            return Err(Error::unexpected(
+                format!("waiting for {project} to be idle"),
+                format!("after {within:?} its containers still use {busy:.0} % of a CPU"),
+            ));
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
