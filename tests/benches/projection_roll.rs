@@ -10,8 +10,6 @@
 use std::time::{Duration, Instant};
 
 use account_view::testing::SyntheticLog;
-use tests::bank::Gateway;
-use tests::fleet::Fleet;
 use tests::projection::{self, apply, push_view, Load};
 
 /// Readers, each with two accounts of its own.
@@ -27,21 +25,9 @@ async fn main() {
         eprintln!("the Docker Engine does not answer; no figures");
         return;
     }
-    let fleet = Fleet::up("bench-projection")
+    let (fleet, gw, accounts) = projection::fleet_with_view("bench-projection", 2 * READERS)
         .await
         .expect("deploying the fleet");
-    let gw = Gateway::new(&fleet.gateway_url()).expect("gateway client");
-    let accounts = gw
-        .open_accounts(2 * READERS, 1_000_000)
-        .await
-        .expect("opening accounts");
-    push_view(&fleet, "p1", 1).expect("pushing view p1");
-    let outcome = apply(&fleet, "30m").await.expect("deployer apply");
-    assert_eq!(
-        outcome.code, 0,
-        "deploying projection 1:\n{}",
-        outcome.stderr
-    );
 
     let store = fleet.store().expect("a store client");
     let now = time::OffsetDateTime::now_utc()

@@ -126,6 +126,29 @@ impl Load {
     }
 }
 
+/// A fleet whose account-view image carries projection version 1, and `accounts` accounts of
+/// 1,000,000 each opened through its gateway.
+pub async fn fleet_with_view(
+    name: &str,
+    accounts: usize,
+) -> Result<(Fleet, Gateway, Vec<String>), Error> {
+    let fleet = Fleet::up(name).await?;
+    let gw = Gateway::new(&fleet.gateway_url())?;
+    let ids = gw.open_accounts(accounts, 1_000_000).await?;
+    push_view(&fleet, "p1", 1)?;
+    let outcome = apply(&fleet, "10m").await?;
+    if outcome.code != 0 {
+        return Err(Error::unexpected(
+            "deploying account-view with projection 1",
+            format!(
+                "deployer apply exited {}:\n{}",
+                outcome.code, outcome.stderr
+            ),
+        ));
+    }
+    Ok((fleet, gw, ids))
+}
+
 /// `deployer apply` with `VIEW_REBUILD_TIMEOUT` set (ci.yaml's `projection.timeout`).
 pub async fn apply(fleet: &Fleet, rebuild_timeout: &str) -> Result<ApplyOutcome, Error> {
     fleet

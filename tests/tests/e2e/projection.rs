@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use account_view::testing::SyntheticLog;
-use tests::bank::Gateway;
 use tests::docker;
 use tests::fleet::Fleet;
 use tests::projection::{self, apply, push_view, Load};
@@ -46,19 +45,9 @@ async fn view_rolls_under_reads_rebuild_blue_green_cut_over_when_caught_up_and_f
         return;
     }
     let _slot = fleet_slot().lock().await;
-    let fleet = Fleet::up("projection").await.expect("deploying the fleet");
-    let gw = Gateway::new(&fleet.gateway_url()).expect("gateway client");
-    let accounts = gw
-        .open_accounts(2 * READERS, 1_000_000)
+    let (fleet, gw, accounts) = projection::fleet_with_view("projection", 2 * READERS)
         .await
-        .expect("opening accounts");
-    push_view(&fleet, "p1", 1).expect("pushing view p1");
-    let outcome = apply(&fleet, "10m").await.expect("deployer apply");
-    assert_eq!(
-        outcome.code, 0,
-        "deploying projection 1:\n{}",
-        outcome.stderr
-    );
+        .expect("deploying the fleet");
 
     let store = fleet.store().expect("a store client");
     seed(&store).await;
