@@ -316,6 +316,7 @@ async fn stored_types(
         .get(
             &container.name,
             &container.ips,
+            "",
             store.port,
             EVENT_TYPES_PATH,
             STORE_TIMEOUT,

@@ -88,18 +88,10 @@ impl<'a> Prober<'a> {
         if check.kind == HealthKind::Command {
             return self.command(d, check, timeout).await;
         }
-        let (net, ip) = match d.ips.get_key_value(network).or_else(|| d.ips.iter().next()) {
-            Some((n, ip)) => (n.clone(), ip.clone()),
-            None => {
-                return Err(ProbeFailure::NotYet(
-                    "the container has no network address".into(),
-                ))
-            }
-        };
-        let host = if ip.contains(':') {
-            format!("[{ip}]")
-        } else {
-            ip
+        let Some((net, host)) = address(&d.ips, network) else {
+            return Err(ProbeFailure::NotYet(
+                "the container has no network address".into(),
+            ));
         };
         let target = match check.kind {
             HealthKind::Tcp => format!("{host}:{}", check.port),
@@ -113,7 +105,7 @@ impl<'a> Prober<'a> {
             return r.map_err(ProbeFailure::NotYet);
         }
         let helper = self
-            .helper_on(&net)
+            .helper_on(net)
             .await
             .map_err(ProbeFailure::Impossible)?;
         let kind = if check.kind == HealthKind::Tcp {
@@ -137,24 +129,21 @@ impl<'a> Prober<'a> {
     }
 
     /// `GET http://<address>:<port><path>` of container `name`, whose address per network is
-    /// `ips`, from where its network can be reached (this process on a local engine, else the
-    /// probe container), with the body read up to [`MAX_BODY_BYTES`]. `Ok` holds the body of
-    /// a 200; `Err` says why there is none (no address, refused, another status, too large...).
+    /// `ips`, reached on `network` (else any of its networks) from where that network can be
+    /// reached (this process on a local engine, else the probe container), with the body read
+    /// up to [`MAX_BODY_BYTES`]. `Ok` holds the body of a 200; `Err` says why there is none
+    /// (no address, refused, another status, too large...).
     pub async fn get(
         &self,
         name: &str,
         ips: &BTreeMap<String, String>,
+        network: &str,
         port: u16,
         path: &str,
         timeout: Duration,
     ) -> Result<String, String> {
-        let Some((net, ip)) = ips.iter().next() else {
+        let Some((net, host)) = address(ips, network) else {
             return Err(format!("container {name} has no network address"));
-        };
-        let host = if ip.contains(':') {
-            format!("[{ip}]")
-        } else {
-            ip.clone()
         };
         let url = format!("http://{host}:{port}{}", http_path(path));
         if self.direct {
@@ -260,6 +249,18 @@ impl<'a> Prober<'a> {
             let _ = self.engine.remove_container(&h.id).await;
         }
     }
+}
+
+/// The network to reach a container on (`network` when it has an address there, else its
+/// first) and its address there as a URL host (an IPv6 one in brackets).
+fn address<'m>(ips: &'m BTreeMap<String, String>, network: &str) -> Option<(&'m str, String)> {
+    let (net, ip) = ips.get_key_value(network).or_else(|| ips.iter().next())?;
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.clone()
+    };
+    Some((net, host))
 }
 
 /// The path with a leading `/`.

@@ -70,22 +70,11 @@ impl Probe for Prober<'_> {
         path: &str,
         network: &str,
     ) -> Result<String, ProbeFailure> {
-        // On `network` when the container has an address there, else on its first network.
-        let on_network: std::collections::BTreeMap<String, String> = d
-            .ips
-            .get_key_value(network)
-            .map(|(n, ip)| (n.clone(), ip.clone()))
-            .into_iter()
-            .collect();
-        let ips = if on_network.is_empty() {
-            &d.ips
-        } else {
-            &on_network
-        };
         Prober::get(
             self,
             &d.name,
-            ips,
+            &d.ips,
+            network,
             port,
             path,
             std::time::Duration::from_secs(2),
