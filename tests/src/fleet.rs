@@ -253,6 +253,21 @@ impl Drop for Fleet {
                 let _ = docker::docker(&["rmi", image]);
             }
         }
+        // What apply pulled from this fleet's registry, by digest (untagged, so not above).
+        let pulled = format!("reference={}/*/*", self.registry.address);
+        let listed = docker::docker(&[
+            "images",
+            "--digests",
+            "--filter",
+            &pulled,
+            "--format",
+            "{{.Repository}}@{{.Digest}}",
+        ]);
+        if let Ok(refs) = listed {
+            for r in refs.lines().filter(|r| !r.ends_with("@<none>")) {
+                let _ = docker::docker(&["rmi", r]);
+            }
+        }
     }
 }
 
